@@ -1,0 +1,163 @@
+"""Typed, frozen settings, built once at task start from ``include/judgeflow.yaml`` and DAG params.
+
+Connections hold secrets and endpoints; this module holds everything else. Nothing below
+:mod:`judgeflow.pipeline` reads Airflow context or the environment: they receive these objects.
+Unknown keys are refused, so a typo fails fast with the key's name instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from judgeflow.errors import ConfigError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceConfig(_Frozen):
+    """Where the application's responses live, and which column holds what."""
+
+    table: str = "app_responses"
+    id_column: str = "id"
+    created_at_column: str = "created_at"
+    question_column: str = "question"
+    context_column: str | None = "context"
+    response_column: str = "response"
+    segment_columns: tuple[str, ...] = ("topic",)
+
+
+class BatchingConfig(_Frozen):
+    """How the day's work is cut into mapped score tasks."""
+
+    batch_size: int = Field(200, ge=1, le=100_000)
+    max_batches: int = Field(256, ge=1, le=1024, description="stays under Airflow's max_map_length")
+
+
+class JudgeConfig(_Frozen):
+    """How one score task talks to the judge."""
+
+    concurrency: int = Field(16, ge=1, le=1024, description="requests in flight inside one task")
+    max_attempts: int = Field(5, ge=1, le=20, description="per response, for retryable API errors")
+    verdict_attempts: int = Field(2, ge=1, le=5, description="a malformed verdict is asked for again once")
+    request_timeout_s: float = Field(60.0, gt=0)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    max_response_chars: int = Field(60_000, ge=100, description="longer responses are truncated, flagged")
+    max_output_tokens: int = Field(1024, ge=64)
+
+
+class CacheConfig(_Frozen):
+    """The verdict cache: Redis when ``judge_cache`` exists, else an embedded SQLite file."""
+
+    enabled: bool = True
+    ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
+    embedded_path: str = ".judgeflow/verdict_cache.sqlite"
+
+
+class AlertConfig(_Frozen):
+    """When on-call hears about quality."""
+
+    min_rolling_average: float = Field(3.0, description="overall score, on the rubric's scale")
+    rolling_days: int = Field(7, ge=1)
+    baseline_days: int = Field(7, ge=1)
+    min_drop: float = Field(0.25, ge=0, description="smallest mean drop worth an alert")
+    alpha: float = Field(0.05, gt=0, lt=1)
+    min_samples: int = Field(30, ge=2)
+    airflow_base_url: str = "http://localhost:8080"
+
+
+class ModelPrice(_Frozen):
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+    cache_write_multiplier: float = 1.25
+    cache_read_multiplier: float = 0.1
+    batch_discount: float = 0.5
+
+
+class ConnectionIds(_Frozen):
+    anthropic: str = "anthropic_default"
+    warehouse: str = "judge_warehouse"
+    cache: str = "judge_cache"
+    slack: str = "slack_oncall"
+
+
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0),
+    "claude-sonnet-4-5": ModelPrice(input=3.0, output=15.0),
+    "claude-opus-4-5": ModelPrice(input=5.0, output=25.0),
+}
+
+
+class Settings(_Frozen):
+    """Everything a run needs besides connections."""
+
+    rubric: str = "helpfulness"
+    rubric_dir: str = "rubrics"
+    source: SourceConfig = SourceConfig()
+    batching: BatchingConfig = BatchingConfig()
+    judge: JudgeConfig = JudgeConfig()
+    cache: CacheConfig = CacheConfig()
+    alerts: AlertConfig = AlertConfig()
+    connections: ConnectionIds = ConnectionIds()
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+    def price_for(self, model: str) -> ModelPrice:
+        """The price of ``model``, matching dated ids (``claude-haiku-4-5-20251001``) by prefix."""
+        for name in sorted(self.prices, key=len, reverse=True):
+            if model == name or model.startswith(name + "-"):
+                return self.prices[name]
+        raise ConfigError(f"prices: no price for model {model!r}; add it under 'prices' in the settings")
+
+
+class RunParams(_Frozen):
+    """The knobs a manual run may turn (DAG params)."""
+
+    rubric: str | None = None
+    limit: int | None = Field(None, ge=1)
+    rescore: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_none(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: (None if v in ("", "null") else v) for k, v in data.items() if k in cls.model_fields}
+        return data
+
+
+def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the settings file; a relative ``rubric_dir`` is taken from the file's folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw = dict(raw or {})
+    raw.update(overrides or {})
+    rubric_dir = Path(raw.get("rubric_dir", "rubrics"))
+    if not rubric_dir.is_absolute():
+        raw["rubric_dir"] = str(path.parent / rubric_dir)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from exc
+
+
+def parse_run_params(params: dict[str, Any]) -> RunParams:
+    try:
+        return RunParams.model_validate(params)
+    except ValidationError as exc:
+        raise ConfigError(f"DAG params: {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+    )
