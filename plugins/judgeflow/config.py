@@ -33,10 +33,11 @@ class SourceConfig(_Frozen):
 
 
 class BatchingConfig(_Frozen):
-    """How the day's work is cut into mapped score tasks."""
+    """How the day's work is cut into mapped score tasks, and how far back unscored work is fetched."""
 
     batch_size: int = Field(200, ge=1, le=100_000)
     max_batches: int = Field(256, ge=1, le=1024, description="stays under Airflow's max_map_length")
+    backlog_days: int | None = Field(30, ge=1, description="older unscored responses are left alone")
 
 
 class JudgeConfig(_Frozen):
@@ -57,7 +58,7 @@ class CacheConfig(_Frozen):
 
     enabled: bool = True
     ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
-    embedded_path: str = ".judgeflow/verdict_cache.sqlite"
+    embedded_path: str = "../.judgeflow/verdict_cache.sqlite"
 
 
 class AlertConfig(_Frozen):
@@ -101,6 +102,7 @@ class Settings(_Frozen):
 
     rubric: str = "helpfulness"
     rubric_dir: str = "rubrics"
+    embedded_warehouse_path: str = "../.judgeflow/warehouse.sqlite"
     source: SourceConfig = SourceConfig()
     batching: BatchingConfig = BatchingConfig()
     judge: JudgeConfig = JudgeConfig()
@@ -133,21 +135,34 @@ class RunParams(_Frozen):
 
 
 def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read the settings file; a relative ``rubric_dir`` is taken from the file's folder."""
+    """Read the settings file; relative paths in it are taken from the file's folder."""
     path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"settings file {path} not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     raw = dict(raw or {})
     raw.update(overrides or {})
-    rubric_dir = Path(raw.get("rubric_dir", "rubrics"))
-    if not rubric_dir.is_absolute():
-        raw["rubric_dir"] = str(path.parent / rubric_dir)
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from exc
+    return settings.model_copy(
+        update={
+            "rubric_dir": _beside(path, settings.rubric_dir),
+            "embedded_warehouse_path": _beside(path, settings.embedded_warehouse_path),
+            "cache": settings.cache.model_copy(
+                update={"embedded_path": _beside(path, settings.cache.embedded_path)}
+            ),
+        }
+    )
+
+
+def _beside(settings_file: Path, value: str) -> str:
+    candidate = Path(value)
+    return str(candidate if candidate.is_absolute() else (settings_file.parent / candidate).resolve())
 
 
 def parse_run_params(params: dict[str, Any]) -> RunParams:

@@ -8,6 +8,7 @@
     └── JudgeError
         ├── RateLimited(retry_after)   wait, then retry
         ├── TransientJudgeError        backoff and retry
+        ├── RejectedRequest            this request is wrong: record it, go on
         └── TerminalJudgeError         stop the run (auth, billing, a 400 every request gets)
 
 An unparseable verdict is not an exception: it is an :class:`~judgeflow.types.Unscored`
@@ -49,6 +50,10 @@ class TransientJudgeError(JudgeError):
         self.retry_after = retry_after
 
 
+class RejectedRequest(JudgeError):
+    """A 400-class answer about this one request (too long, bad content): record it and go on."""
+
+
 class TerminalJudgeError(JudgeError):
     """Retrying cannot help (401/403, billing, a request every call gets wrong): stop the run."""
 
@@ -58,6 +63,7 @@ __all__ = [
     "JudgeError",
     "JudgeflowError",
     "RateLimited",
+    "RejectedRequest",
     "TerminalJudgeError",
     "TransientJudgeError",
     "WarehouseError",

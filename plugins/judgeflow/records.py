@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
@@ -73,7 +73,7 @@ class Usage:
         )
 
 
-class ErrorKind(str, Enum):
+class ErrorKind(StrEnum):
     """Why a response has no score. ``retryable`` kinds are extracted again by the next run."""
 
     INVALID_INPUT = "invalid_input"

@@ -1,0 +1,30 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint format clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed  ## seed SQLite, start the emulator, run the DAG for one day, print the scores
+	$(BIN)/judgeflow demo
+
+test: $(BIN)/.installed  ## the whole test suite (unit, DAG, integration on SQLite, Postgres, Redis)
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check plugins dags tests
+	$(BIN)/ruff format --check plugins dags tests
+	$(BIN)/mypy
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format plugins dags tests
+	$(BIN)/ruff check --fix plugins dags tests
+
+clean:
+	rm -rf $(VENV) .judgeflow

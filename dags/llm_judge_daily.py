@@ -1,0 +1,80 @@
+"""
+### llm_judge_daily: score yesterday's LLM responses with a Claude judge
+
+Extracts the application's unscored responses for the data interval (plus older ones still
+unscored for the active rubric version), judges them in mapped batches at the API's rate limit,
+upserts the scores into `judge_scores`, records the run in `judge_runs`, compares the interval
+with the week before and tells on-call in Slack when quality drops.
+
+**Owner:** data platform. **Connections:** `anthropic_default`, `judge_warehouse`,
+`judge_cache` (optional), `slack_oncall` (optional). **Settings:** `include/judgeflow.yaml`.
+
+**Triage:** a failed `score_batch` is safe to clear: it skips what is already scored.
+Responses that could not be scored are in `judge_errors` with the reason, and the next run
+picks up the retryable ones. A terminal API error (bad key, billing) fails without retries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from judgeflow import pipeline
+from judgeflow.alerts import failure_notifier
+
+SETTINGS = str(Path(__file__).resolve().parents[1] / "include" / "judgeflow.yaml")
+
+
+@dag(
+    dag_id="llm_judge_daily",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["judgeflow", "llm-eval"],
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=2),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": failure_notifier("slack_oncall"),
+    },
+    params={
+        "rubric": Param(None, type=["null", "string"], description="rubric file name; default from settings"),
+        "limit": Param(None, type=["null", "integer"], minimum=1, description="judge at most this many"),
+        "rescore": Param(False, type="boolean", description="judge the interval again under this rubric"),
+    },
+)
+def llm_judge_daily() -> None:
+    @task
+    def extract_responses() -> list[dict]:
+        return pipeline.extract_responses(SETTINGS, get_current_context())
+
+    @task(map_index_template="{{ batch_label }}", max_active_tis_per_dagrun=16)
+    def score_batch(batch: dict) -> dict:
+        context = get_current_context()
+        context["batch_label"] = f"batch {batch['batch_index']} ({batch['size']} responses)"  # type: ignore[typeddict-unknown-key]
+        return pipeline.score_batch(SETTINGS, batch, context)
+
+    @task(trigger_rule="none_failed")  # also runs when there was nothing to score
+    def summarize_run(batch_results: list[dict]) -> dict:
+        return pipeline.summarize_run(SETTINGS, list(batch_results), get_current_context())
+
+    @task
+    def compare_scores() -> dict:
+        return pipeline.compare_scores(SETTINGS, get_current_context())
+
+    @task
+    def alert_on_call(summary: dict, comparison: dict) -> dict:
+        return pipeline.alert_on_call(SETTINGS, summary, comparison, get_current_context())
+
+    summary = summarize_run(score_batch.expand(batch=extract_responses()))
+    comparison = compare_scores()
+    summary >> comparison
+    alert_on_call(summary, comparison)
+
+
+llm_judge_daily()

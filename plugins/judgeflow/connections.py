@@ -1,0 +1,51 @@
+"""Turn Airflow connections into what the library needs: a warehouse URL.
+
+The warehouse connection ``judge_warehouse`` may be ``sqlite`` (host = the file path) or
+``postgres`` (the usual fields); an ``extra`` of ``{"sqlalchemy_url": ...}`` overrides both.
+With no such connection the embedded SQLite file from the settings serves.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import URL
+
+from judgeflow.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def warehouse_url(conn_id: str, *, embedded_path: str) -> str:
+    """The SQLAlchemy URL of the warehouse, from connection ``conn_id`` or the embedded default."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        Path(embedded_path).parent.mkdir(parents=True, exist_ok=True)
+        log.info("no %r connection: using the embedded SQLite warehouse at %s", conn_id, embedded_path)
+        return f"sqlite:///{embedded_path}"
+    explicit = conn.extra_dejson.get("sqlalchemy_url")
+    if explicit:
+        return str(explicit)
+    kind = (conn.conn_type or "").lower()
+    if kind == "sqlite":
+        if not conn.host:
+            raise ConfigError(f"connection {conn_id!r}: a sqlite connection needs host = the file path")
+        return f"sqlite:///{conn.host}"
+    if kind in ("postgres", "postgresql"):
+        return URL.create(
+            "postgresql+psycopg",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or "localhost",
+            port=conn.port or 5432,
+            database=conn.schema or None,
+        ).render_as_string(hide_password=False)
+    raise ConfigError(
+        f"connection {conn_id!r}: type {kind!r} is not supported; use sqlite or postgres, "
+        'or give extra {"sqlalchemy_url": "..."}'
+    )

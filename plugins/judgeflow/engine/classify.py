@@ -1,0 +1,71 @@
+"""Sort API failures into the decisions of the error tree: wait, back off, record, or stop.
+
+Only classification lives here; :mod:`judgeflow.engine.judge_call` owns what to do about it.
+"""
+
+from __future__ import annotations
+
+import anthropic
+
+from judgeflow.errors import (
+    JudgeError,
+    RateLimited,
+    RejectedRequest,
+    TerminalJudgeError,
+    TransientJudgeError,
+)
+
+_BILLING_HINTS = ("credit balance", "billing", "quota", "spend limit")
+
+
+def classify(exc: BaseException) -> JudgeError:
+    """Map an SDK exception to one of our typed errors; unknown failures count as transient."""
+    if isinstance(exc, JudgeError):
+        return exc
+    if isinstance(exc, anthropic.APIConnectionError):  # includes timeouts
+        return TransientJudgeError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, anthropic.APIStatusError):
+        return _classify_status(exc)
+    return TransientJudgeError(f"{type(exc).__name__}: {exc}")
+
+
+def _classify_status(exc: anthropic.APIStatusError) -> JudgeError:
+    status = exc.status_code
+    message = f"HTTP {status} {_error_type(exc)}: {_error_message(exc)}"
+    retry_after = retry_after_seconds(exc.response.headers.get("retry-after"))
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after)
+    if status in (401, 402, 403, 404):
+        return TerminalJudgeError(message)
+    if status in (408, 409) or status >= 500:
+        return TransientJudgeError(message, retry_after=retry_after)
+    if any(hint in message.lower() for hint in _BILLING_HINTS):
+        return TerminalJudgeError(message)
+    return RejectedRequest(message)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``retry-after`` in seconds (the API sends an integer); anything unreadable is ignored."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds)
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("type", ""))
+    return ""
+
+
+def _error_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message", exc.message))
+    return str(exc.message)

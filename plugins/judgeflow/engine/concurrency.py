@@ -1,0 +1,74 @@
+"""Adaptive concurrency inside one score task: additive increase, multiplicative decrease.
+
+The number of requests in flight climbs by about one per round trip while calls succeed, halves on
+a 429 or 529, and every caller waits out a ``retry-after`` before sending again. This keeps a task
+at the API's ceiling without hammering it, and lets it climb back when the errors stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+
+class AdaptiveConcurrency:
+    """An AIMD limit on requests in flight, shared by every call of one task."""
+
+    def __init__(
+        self,
+        *,
+        ceiling: int,
+        floor: int = 1,
+        start: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= floor <= ceiling:
+            raise ValueError(f"need 1 <= floor ({floor}) <= ceiling ({ceiling})")
+        self.ceiling = ceiling
+        self.floor = floor
+        self.limit = float(start if start is not None else ceiling)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._pause_until = 0.0
+        self._clock = clock
+        self._changed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one request slot; waits for room under the limit and for any pause to end."""
+        async with self._changed:
+            while True:
+                wait = self._pause_until - self._clock()
+                if wait > 0:
+                    await self._sleep_unlocked(wait)
+                    continue
+                if self.in_flight < int(self.limit):
+                    break
+                await self._changed.wait()
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.in_flight -= 1
+                self._changed.notify_all()
+
+    def on_success(self) -> None:
+        """Additive increase: about +1 per full window of successes."""
+        self.limit = min(float(self.ceiling), self.limit + 1.0 / max(self.limit, 1.0))
+
+    def on_throttled(self, retry_after: float | None) -> None:
+        """Multiplicative decrease, and a pause for everyone if the API named one."""
+        self.limit = max(float(self.floor), self.limit / 2)
+        if retry_after:
+            self._pause_until = max(self._pause_until, self._clock() + retry_after)
+
+    async def _sleep_unlocked(self, seconds: float) -> None:
+        self._changed.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self._changed.acquire()

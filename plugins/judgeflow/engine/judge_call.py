@@ -1,0 +1,173 @@
+"""One judged request, start to finish: send, retry what is worth retrying, validate the verdict.
+
+Owns the retry policy for a single request. Rate limits (429) and overload (529) slow the whole
+task down through :class:`~judgeflow.engine.concurrency.AdaptiveConcurrency`; other transient
+failures back off with jitter; a malformed verdict is asked for once more; a terminal error stops
+every call of the task, so a bad key costs a handful of requests, not one per response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from judgeflow.config import JudgeConfig
+from judgeflow.engine.classify import classify
+from judgeflow.engine.concurrency import AdaptiveConcurrency
+from judgeflow.errors import RateLimited, RejectedRequest, TerminalJudgeError
+from judgeflow.judge.prompt import JudgeRequest
+from judgeflow.judge.verdict import Unscored, parse_verdict
+from judgeflow.records import ErrorKind, Usage, Verdict
+from judgeflow.rubric import Rubric
+
+log = logging.getLogger(__name__)
+
+#: With no success yet, this many rejected requests in a row mean every request is wrong.
+REJECTIONS_BEFORE_TERMINAL = 5
+#: Rate-limit retries are waits, not failures: allow more of them than other retries.
+RATE_LIMIT_ATTEMPT_FACTOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    verdict: Verdict
+    usage: Usage
+    latency_ms: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    kind: ErrorKind
+    reason: str
+    attempts: int
+    usage: Usage = field(default_factory=Usage)
+    raw_reply: str | None = None
+
+
+@dataclass(slots=True)
+class CallStats:
+    """Counters for the run summary and the benchmark."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    transient_errors: int = 0
+    malformed_verdicts: int = 0
+    by_error: dict[str, int] = field(default_factory=dict)
+
+
+class JudgeCaller:
+    """Sends judge requests for one task; every call shares its limiter, counters and stop flag."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        rubric: Rubric,
+        config: JudgeConfig,
+        concurrency: AdaptiveConcurrency,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._rubric = rubric
+        self._config = config
+        self._concurrency = concurrency
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self.stats = CallStats()
+        self.stop_reason: str | None = None
+        self._successes = 0
+        self._rejections_in_a_row = 0
+
+    async def judge(self, request: JudgeRequest) -> Judged | Failed:
+        attempts = verdict_tries = 0
+        spent = Usage()
+        while True:
+            if self.stop_reason is not None:
+                return Failed(ErrorKind.TERMINAL, f"run stopped: {self.stop_reason}", attempts, spent)
+            attempts += 1
+            started = time.monotonic()
+            try:
+                async with self._concurrency.slot():
+                    self.stats.requests += 1
+                    message = await self._client.messages.create(**request.params)
+            except Exception as exc:
+                outcome = await self._after_failure(exc, attempts)
+                if outcome is None:
+                    continue
+                return Failed(outcome[0], outcome[1], attempts, spent)
+            latency_ms = int((time.monotonic() - started) * 1000)
+            self._concurrency.on_success()
+            self._successes += 1
+            self._rejections_in_a_row = 0
+            spent = spent + usage_of(message)
+            parsed = parse_verdict(list(message.content), self._rubric)
+            if isinstance(parsed, Verdict):
+                return Judged(parsed, spent, latency_ms, attempts)
+            verdict_tries += 1
+            self.stats.malformed_verdicts += 1
+            if verdict_tries >= self._config.verdict_attempts:
+                return Failed(ErrorKind.MALFORMED_VERDICT, parsed.reason, attempts, spent, parsed.raw_reply)
+            self.stats.retries += 1
+            log.debug("malformed verdict (%s); asking again", _short(parsed))
+
+    async def _after_failure(self, exc: BaseException, attempts: int) -> tuple[ErrorKind, str] | None:
+        """Decide after a failed attempt: ``None`` means try again (after waiting), else give up."""
+        error = classify(exc)
+        name = type(error).__name__
+        self.stats.by_error[name] = self.stats.by_error.get(name, 0) + 1
+        if isinstance(error, TerminalJudgeError):
+            self.stop(str(error))
+            return ErrorKind.TERMINAL, str(error)
+        if isinstance(error, RejectedRequest):
+            self._rejections_in_a_row += 1
+            if self._successes == 0 and self._rejections_in_a_row >= REJECTIONS_BEFORE_TERMINAL:
+                self.stop(f"every request rejected so far, last: {error}")
+            return ErrorKind.JUDGE_ERROR, str(error)
+        retry_after = getattr(error, "retry_after", None)
+        limit = self._config.max_attempts
+        if isinstance(error, RateLimited):
+            self.stats.rate_limited += 1
+            self._concurrency.on_throttled(retry_after or self._backoff(attempts))
+            limit *= RATE_LIMIT_ATTEMPT_FACTOR
+        else:
+            self.stats.transient_errors += 1
+            if "529" in str(error) or "overloaded" in str(error):
+                self._concurrency.on_throttled(retry_after)
+        if attempts >= limit:
+            return ErrorKind.JUDGE_ERROR, f"gave up after {attempts} attempts: {error}"
+        self.stats.retries += 1
+        if not isinstance(error, RateLimited):
+            await self._sleep(retry_after if retry_after is not None else self._backoff(attempts))
+        return None
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            log.error("stopping the run: %s", reason)
+            self.stop_reason = reason
+
+    def _backoff(self, attempts: int) -> float:
+        """Full-jitter exponential back-off, capped."""
+        ceiling = min(self._config.backoff_max_s, self._config.backoff_base_s * 2 ** (attempts - 1))
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+
+def usage_of(message: Any) -> Usage:
+    usage = message.usage
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
+        cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+    )
+
+
+def _short(unscored: Unscored) -> str:
+    return unscored.reason[:200]

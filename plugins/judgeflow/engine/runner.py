@@ -1,0 +1,235 @@
+"""Score a stream of responses inside one task: cache first, each distinct input judged once.
+
+The task streams its batch in chunks; at most ``4 x concurrency`` responses wait in memory at a
+time, so a score task's memory does not grow with the day's volume. Results are handed to a sink
+(the warehouse) in chunks as they complete, so a killed task loses at most one chunk of work,
+and that work is picked up again because the responses are still unscored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from judgeflow.cache import VerdictCache, cache_key
+from judgeflow.config import Settings
+from judgeflow.engine.concurrency import AdaptiveConcurrency
+from judgeflow.engine.judge_call import CallStats, Failed, JudgeCaller, Judged
+from judgeflow.engine.pricing import cost_usd
+from judgeflow.judge.prompt import build_request
+from judgeflow.records import ErrorKind, ErrorRecord, ResponseItem, ScoreRecord, Usage, Verdict
+from judgeflow.rubric import Rubric
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 200
+PROGRESS_EVERY = 500
+
+
+class ResultSink(Protocol):
+    """Where finished records go; the warehouse in production."""
+
+    def write(self, scores: Sequence[ScoreRecord], errors: Sequence[ErrorRecord]) -> None: ...
+
+
+@dataclass(slots=True)
+class BatchTotals:
+    """What one score task did; summed across tasks by the summary step."""
+
+    items: int = 0
+    scored: int = 0
+    from_cache: int = 0
+    errors: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    calls: CallStats = field(default_factory=CallStats)
+    stopped: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "scored": self.scored,
+            "from_cache": self.from_cache,
+            "errors": self.errors,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "cache_write_tokens": self.usage.cache_write_tokens,
+            "cache_read_tokens": self.usage.cache_read_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "requests": self.calls.requests,
+            "retries": self.calls.retries,
+            "rate_limited": self.calls.rate_limited,
+            "stopped": self.stopped,
+        }
+
+
+class BatchScorer:
+    """Judges one task's responses; see the module docstring for the memory and loss guarantees."""
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        rubric: Rubric,
+        settings: Settings,
+        cache: VerdictCache,
+        sink: ResultSink,
+        dag_run_id: str,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._rubric = rubric
+        self._settings = settings
+        self._cache = cache
+        self._sink = sink
+        self._run_id = dag_run_id
+        self._now = now
+        self._price = settings.price_for(rubric.model)
+        judge = settings.judge
+        self._concurrency = AdaptiveConcurrency(ceiling=judge.concurrency, start=judge.concurrency)
+        self._caller = JudgeCaller(client, rubric=rubric, config=judge, concurrency=self._concurrency)
+        self._admission = asyncio.Semaphore(4 * judge.concurrency)
+        self._in_flight: dict[str, asyncio.Future[Judged | Failed]] = {}
+        self._scores: list[ScoreRecord] = []
+        self._errors: list[ErrorRecord] = []
+        self._cache_later: dict[str, Verdict] = {}
+        self.totals = BatchTotals(calls=self._caller.stats)
+
+    async def run(self, chunks: Iterable[Sequence[ResponseItem]]) -> BatchTotals:
+        tasks: set[asyncio.Task[None]] = set()
+        iterator = iter(chunks)
+        while (chunk := await asyncio.to_thread(next, iterator, None)) is not None:
+            keyed = [(item, self._key(item)) for item in chunk]
+            hits = await asyncio.to_thread(self._cache.get_many, sorted({k for _, k in keyed if k}))
+            for item, key in keyed:
+                self.totals.items += 1
+                if key is None:
+                    self._record_error(item, ErrorKind.INVALID_INPUT, "response is NULL or empty", 0)
+                elif key in hits:
+                    self._record_score(item, hits[key], Usage(), 0, cache_hit=True)
+                else:
+                    await self._admission.acquire()
+                    task = asyncio.create_task(self._judge_item(item, key))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            await self._flush_if_full()
+        if tasks:
+            await asyncio.gather(*tasks)
+        await self._flush(force=True)
+        self.totals.stopped = self._caller.stop_reason
+        return self.totals
+
+    async def _judge_item(self, item: ResponseItem, key: str) -> None:
+        try:
+            leader = key not in self._in_flight
+            if leader:
+                self._in_flight[key] = asyncio.ensure_future(self._judge_once(item))
+            outcome = await self._in_flight[key]
+            if isinstance(outcome, Judged):
+                if leader:
+                    self._record_score(item, outcome.verdict, outcome.usage, outcome.latency_ms, False)
+                    self._cache_later[key] = outcome.verdict
+                else:  # the same input twice in one run: judged once, the copy is a cache hit
+                    self._record_score(item, outcome.verdict, Usage(), 0, cache_hit=True)
+            else:
+                usage = outcome.usage if leader else Usage()
+                self._record_error(item, outcome.kind, outcome.reason, outcome.attempts, outcome.raw_reply)
+                self._add_usage(usage)
+            await self._flush_if_full()
+        finally:
+            self._admission.release()
+
+    async def _judge_once(self, item: ResponseItem) -> Judged | Failed:
+        request = build_request(
+            self._rubric,
+            item,
+            max_response_chars=self._settings.judge.max_response_chars,
+            max_output_tokens=self._settings.judge.max_output_tokens,
+        )
+        return await self._caller.judge(request)
+
+    def _key(self, item: ResponseItem) -> str | None:
+        if item.response is None or not item.response.strip():
+            return None
+        return cache_key(
+            rubric_version_key=self._rubric.version_key,
+            model=self._rubric.model,
+            question=item.question,
+            context=item.context,
+            response=item.response,
+        )
+
+    def _record_score(
+        self, item: ResponseItem, verdict: Verdict, usage: Usage, latency_ms: int, cache_hit: bool
+    ) -> None:
+        cost = self._add_usage(usage)
+        self.totals.scored += 1
+        self.totals.from_cache += int(cache_hit)
+        self._scores.append(
+            ScoreRecord(
+                response_id=item.response_id,
+                rubric_name=self._rubric.name,
+                rubric_version=self._rubric.version_key,
+                overall=verdict.overall,
+                criteria=verdict.criteria,
+                model=self._rubric.model,
+                usage=usage,
+                cost_usd=cost,
+                latency_ms=latency_ms,
+                cache_hit=cache_hit,
+                truncated=len(item.response or "") > self._settings.judge.max_response_chars,
+                dag_run_id=self._run_id,
+                scored_at=self._now(),
+            )
+        )
+
+    def _record_error(
+        self, item: ResponseItem, kind: ErrorKind, reason: str, attempts: int, raw: str | None = None
+    ) -> None:
+        self.totals.errors += 1
+        self._errors.append(
+            ErrorRecord(
+                response_id=item.response_id,
+                rubric_name=self._rubric.name,
+                rubric_version=self._rubric.version_key,
+                kind=kind,
+                reason=reason[:2000],
+                attempts=attempts,
+                dag_run_id=self._run_id,
+                recorded_at=self._now(),
+                raw_reply=raw,
+            )
+        )
+
+    def _add_usage(self, usage: Usage) -> float:
+        cost = cost_usd(usage, self._price)
+        self.totals.usage = self.totals.usage + usage
+        self.totals.cost_usd += cost
+        return cost
+
+    async def _flush_if_full(self) -> None:
+        if len(self._scores) + len(self._errors) >= FLUSH_EVERY:
+            await self._flush(force=False)
+
+    async def _flush(self, *, force: bool) -> None:
+        if not (self._scores or self._errors or self._cache_later):
+            return
+        scores, errors, fresh = self._scores, self._errors, self._cache_later
+        self._scores, self._errors, self._cache_later = [], [], {}
+        await asyncio.to_thread(self._sink.write, scores, errors)
+        if fresh:
+            await asyncio.to_thread(self._cache.put_many, fresh)
+        done = self.totals.scored + self.totals.errors
+        if force or done // PROGRESS_EVERY != (done - len(scores) - len(errors)) // PROGRESS_EVERY:
+            log.info(
+                "progress: %d of %d read responses done (%d scored, %d from cache, %d errors), $%.4f",
+                done,
+                self.totals.items,
+                self.totals.scored,
+                self.totals.from_cache,
+                self.totals.errors,
+                self.totals.cost_usd,
+            )

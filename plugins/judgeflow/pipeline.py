@@ -1,0 +1,269 @@
+"""One function per DAG task; the only module that knows the order of the steps.
+
+Each function takes the settings file and the Airflow task context, turns them into typed objects
+once, and calls down into the library. XCom carries batch descriptors and counts, never texts.
+
+    extract_responses -> score_batch (mapped) -> summarize_run -> compare_scores -> alert_on_call
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from judgeflow.config import RunParams, Settings, load_settings, parse_run_params
+from judgeflow.connections import warehouse_url
+from judgeflow.records import BatchRef
+from judgeflow.rubric import Rubric, load_rubric
+from judgeflow.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a task needs to know about its DAG run, read once from the Airflow context."""
+
+    dag_id: str
+    run_id: str
+    interval_start: dt.datetime
+    interval_end: dt.datetime
+    params: RunParams
+
+    @property
+    def run_key(self) -> str:
+        return f"{self.dag_id}/{self.run_id}"
+
+    @classmethod
+    def from_airflow(cls, context: Any) -> RunContext:
+        """The day to judge.
+
+        Airflow 3's ``@daily`` (a cron trigger) gives zero-length data intervals, and manual or
+        asset-triggered runs may have none: then the run judges the day before its logical date
+        (or, without one, before ``run_after``). A real interval (start < end) is used as it is.
+        """
+        dag_run = context["dag_run"]
+        start = context.get("data_interval_start")
+        end = context.get("data_interval_end")
+        if start is None or end is None or start >= end:
+            end = context.get("logical_date") or dag_run.run_after
+            start = end - dt.timedelta(days=1)
+        return cls(
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            interval_start=_utc(start),
+            interval_end=_utc(end),
+            params=parse_run_params(dict(context.get("params") or {})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Settings, rubric and warehouse for one task of one run."""
+
+    run: RunContext
+    settings: Settings
+    rubric: Rubric
+    warehouse: Warehouse
+
+    @classmethod
+    def open(cls, settings_path: str, context: Any) -> Job:
+        """``JUDGEFLOW_SETTINGS`` in the worker's environment overrides the DAG's settings file."""
+        run = RunContext.from_airflow(context)
+        settings = load_settings(os.environ.get("JUDGEFLOW_SETTINGS") or settings_path)
+        rubric = load_rubric(settings.rubric_dir, run.params.rubric or settings.rubric)
+        url = warehouse_url(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
+        warehouse = Warehouse.from_url(url, settings.source)
+        return cls(run, settings, rubric, warehouse)
+
+
+def extract_responses(settings_path: str, context: Any) -> list[dict[str, Any]]:
+    """Stage the run's unscored responses and return one descriptor per batch."""
+    job = Job.open(settings_path, context)
+    job.warehouse.ensure_schema()
+    run, batching = job.run, job.settings.batching
+    backlog = batching.backlog_days
+    count = job.warehouse.stage_run_items(
+        run_key=run.run_key,
+        rubric_name=job.rubric.name,
+        rubric_version=job.rubric.version_key,
+        interval_start=run.interval_start,
+        interval_end=run.interval_end,
+        backlog_start=run.interval_end - dt.timedelta(days=backlog) if backlog else None,
+        rescore=run.params.rescore,
+        limit=run.params.limit,
+        batch_size=batching.batch_size,
+        max_batches=batching.max_batches,
+    )
+    batches = job.warehouse.plan_batches(run.run_key)
+    log.info(
+        "rubric %s %s, interval %s..%s: %d responses to judge in %d batches",
+        job.rubric.name,
+        job.rubric.version_key,
+        run.interval_start,
+        run.interval_end,
+        count,
+        len(batches),
+    )
+    return [batch.to_xcom() for batch in batches]
+
+
+def score_batch(settings_path: str, batch: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Judge one batch and upsert its results; a terminal API error fails the task without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from judgeflow.cache import open_cache
+    from judgeflow.engine.client import open_async_client
+    from judgeflow.engine.runner import BatchScorer
+
+    job = Job.open(settings_path, context)
+    ref = BatchRef.from_xcom(batch)
+    settings = job.settings
+    cache = open_cache(settings.cache, redis_conn_id=settings.connections.cache)
+    log.info(
+        "%s, rubric %s %s, cache: %s", ref.label, job.rubric.name, job.rubric.version_key, cache.describe()
+    )
+
+    async def run() -> Any:
+        client = await open_async_client(
+            settings.connections.anthropic, timeout_s=settings.judge.request_timeout_s
+        )
+        async with client:
+            scorer = BatchScorer(
+                client=client,
+                rubric=job.rubric,
+                settings=settings,
+                cache=cache,
+                sink=job.warehouse,
+                dag_run_id=job.run.run_id,
+            )
+            chunks = job.warehouse.read_batch(
+                ref,
+                rubric_name=job.rubric.name,
+                rubric_version=job.rubric.version_key,
+                dag_run_id=job.run.run_id,
+                rescore=job.run.params.rescore,
+            )
+            return await scorer.run(chunks)
+
+    try:
+        totals = asyncio.run(run())
+    finally:
+        cache.close()
+    log.info("%s done: %s", ref.label, totals.to_json())
+    if totals.stopped:
+        raise AirflowFailException(f"judge API refused the run, not retrying: {totals.stopped}")
+    return totals.to_json()
+
+
+def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], context: Any) -> dict[str, Any]:
+    """Totals from the warehouse itself (not from what tasks said), stored in ``judge_runs``."""
+    job = Job.open(settings_path, context)
+    run = job.run
+    totals = job.warehouse.run_totals(run.run_key, run.run_id, job.rubric.name, job.rubric.version_key)
+    calls = {
+        k: sum(int(r.get(k) or 0) for r in batch_results or [])
+        for k in ("requests", "retries", "rate_limited")
+    }
+    summary = {**totals, **calls, "batches": len(batch_results or [])}
+    job.warehouse.record_run(
+        {
+            "run_key": run.run_key,
+            "dag_id": run.dag_id,
+            "dag_run_id": run.run_id,
+            "rubric_name": job.rubric.name,
+            "rubric_version": job.rubric.version_key,
+            "interval_start": run.interval_start,
+            "interval_end": run.interval_end,
+            **{k: totals[k] for k in ("extracted", "scored", "from_cache", "errors", "unaccounted")},
+            "input_tokens": totals["input_tokens"],
+            "output_tokens": totals["output_tokens"],
+            "cost_usd": totals["cost_usd"],
+            "details": summary,
+            "finished_at": dt.datetime.now(dt.UTC),
+        }
+    )
+    log.info("run summary: %s", summary)
+    if totals["unaccounted"]:
+        log.error("%d staged responses have neither a score nor an error row", totals["unaccounted"])
+    return summary
+
+
+def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
+    """This interval against the baseline days before it, overall and per criterion."""
+    from judgeflow.regression import compare_windows, rolling_average
+
+    job = Job.open(settings_path, context)
+    alerts, run = job.settings.alerts, job.run
+    lookback = max(alerts.baseline_days, alerts.rolling_days)
+    frame = job.warehouse.scores_frame(
+        rubric_name=job.rubric.name,
+        rubric_version=job.rubric.version_key,
+        start=run.interval_start - dt.timedelta(days=lookback),
+        end=run.interval_end,
+    )
+    report = compare_windows(
+        frame,
+        criteria=job.rubric.criterion_names,
+        current_start=run.interval_start,
+        current_end=run.interval_end,
+        baseline_days=alerts.baseline_days,
+        alpha=alerts.alpha,
+        min_samples=alerts.min_samples,
+        min_drop=alerts.min_drop,
+    )
+    average, count = rolling_average(frame, end=run.interval_end, days=alerts.rolling_days)
+    log.info(
+        "rolling %d-day average %s over %d scores; regressions: %s",
+        alerts.rolling_days,
+        average,
+        count,
+        [r.metric for r in report.regressions],
+    )
+    return {"report": report.to_json(), "rolling_average": average, "rolling_count": count}
+
+
+def alert_on_call(
+    settings_path: str, summary: dict[str, Any], comparison: dict[str, Any], context: Any
+) -> dict[str, Any]:
+    """Post to Slack when quality or judge health needs a person; Slack trouble never fails the run."""
+    from judgeflow.alerts import AlertContext, airflow_run_url, build_alert_blocks, decide_alert, send_alert
+    from judgeflow.regression import RegressionReport
+
+    job = Job.open(settings_path, context)
+    run, alerts = job.run, job.settings.alerts
+    ctx = AlertContext(
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        rubric_name=job.rubric.name,
+        rubric_version=job.rubric.version_key,
+        interval_start=run.interval_start,
+        interval_end=run.interval_end,
+        run_url=airflow_run_url(alerts.airflow_base_url, dag_id=run.dag_id, run_id=run.run_id),
+        extracted=int(summary["extracted"]),
+        scored=int(summary["scored"]),
+        from_cache=int(summary["from_cache"]),
+        errors=int(summary["errors"]),
+        cost_usd=float(summary["cost_usd"]),
+        rolling_average=comparison["rolling_average"],
+        rolling_count=int(comparison["rolling_count"]),
+        threshold=alerts.min_rolling_average,
+        report=RegressionReport.from_json(comparison["report"]),
+    )
+    decision = decide_alert(ctx)
+    if not decision.should_alert:
+        log.info("no alert: quality and judge health within bounds")
+        return {"alerted": False, "sent": False, "reasons": []}
+    text, blocks = build_alert_blocks(ctx, decision)
+    sent = send_alert(conn_id=job.settings.connections.slack, text=text, blocks=blocks)
+    return {"alerted": True, "sent": sent, "reasons": list(decision.reasons)}
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """A plain ``datetime`` in UTC: pendulum's loses its zone in arithmetic, which pandas refuses."""
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromtimestamp(aware.timestamp(), tz=dt.UTC)

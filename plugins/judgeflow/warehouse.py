@@ -1,0 +1,514 @@
+"""The warehouse: extract unscored responses, stage the run's work, upsert scores, record errors.
+
+All SQL lives here, written once with SQLAlchemy Core for SQLite (the embedded default) and
+PostgreSQL (production). Work moves in bulk: staging is one ``INSERT ... SELECT`` inside the
+database, reads stream in chunks, writes are one executemany upsert per chunk.
+
+Tables judgeflow owns (created on first use; the source table is the application's):
+
+- ``judge_run_items``: the responses a run set out to judge, cut into batches. XCom carries
+  ``(run_key, batch_index)``, never texts; a rerun reads exactly the same work.
+- ``judge_scores`` + ``judge_criterion_scores``: one row per (response, rubric, rubric version),
+  so rescoring under a new rubric version keeps the old rows.
+- ``judge_errors``: a response that has no score, and why; removed when it is later scored.
+- ``judge_runs``: one summary row per run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    exists,
+    func,
+    inspect,
+    literal,
+    not_,
+    select,
+)
+from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
+
+from judgeflow.config import SourceConfig
+from judgeflow.errors import ConfigError, WarehouseError
+from judgeflow.records import BatchRef, ErrorRecord, ResponseItem, ScoreRecord
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 500
+
+
+class Warehouse:
+    """One warehouse connection and the tables judgeflow reads and writes."""
+
+    def __init__(self, engine: Engine, source: SourceConfig) -> None:
+        self.engine = engine
+        self.source_config = source
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ConfigError(f"warehouse: dialect {engine.dialect.name!r} unsupported (sqlite, postgresql)")
+        self.metadata = MetaData()
+        self.source = self._reflect_source()
+        id_type = self.source.c[source.id_column].type
+        self.items, self.scores, self.criterion_scores, self.errors, self.runs = _judge_tables(
+            self.metadata, id_type
+        )
+
+    @classmethod
+    def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
+        return cls(create_engine(url, future=True), source)
+
+    def ensure_schema(self) -> None:
+        """Create judgeflow's tables if missing (never touches the source table)."""
+        judge_tables = [self.items, self.scores, self.criterion_scores, self.errors, self.runs]
+        with self._errors_as("create tables"):
+            self.metadata.create_all(self.engine, tables=judge_tables, checkfirst=True)
+
+    # --- extract ---------------------------------------------------------------------------------
+
+    def stage_run_items(
+        self,
+        *,
+        run_key: str,
+        rubric_name: str,
+        rubric_version: str,
+        interval_start: dt.datetime,
+        interval_end: dt.datetime,
+        backlog_start: dt.datetime | None,
+        rescore: bool,
+        limit: int | None,
+        batch_size: int,
+        max_batches: int,
+    ) -> int:
+        """Freeze the run's work list in ``judge_run_items``; returns how many responses.
+
+        Without ``rescore``: every response created before ``interval_end`` (and after
+        ``backlog_start``) with no score and no permanent error for this rubric version, so late
+        and failed responses are picked up. With ``rescore``: every response created in the
+        interval. Idempotent: staging the same run again replaces its list.
+        """
+        src, cfg = self.source, self.source_config
+        id_col, created = src.c[cfg.id_column], src.c[cfg.created_at_column]
+        if rescore:
+            window = and_(created >= interval_start, created < interval_end)
+        else:
+            window = and_(created < interval_end, self._unjudged(id_col, rubric_name, rubric_version))
+            if backlog_start is not None:
+                window = and_(window, created >= backlog_start)
+        eligible = select(id_col.label("response_id")).where(window).order_by(id_col)
+        if limit is not None:
+            eligible = eligible.limit(limit)
+        eligible_sq = eligible.subquery()
+        with self._errors_as("stage run items"), self.engine.begin() as conn:
+            conn.execute(delete(self.items).where(self.items.c.run_key == run_key))
+            count = conn.execute(select(func.count()).select_from(eligible_sq)).scalar_one()
+            if count == 0:
+                return 0
+            size = max(batch_size, -(-count // max_batches))
+            batch_index = (func.row_number().over(order_by=eligible_sq.c.response_id) - 1) // size
+            staged = select(literal(run_key), eligible_sq.c.response_id, batch_index)
+            conn.execute(self.items.insert().from_select(["run_key", "response_id", "batch_index"], staged))
+        log.info("staged %d responses for run %s in batches of %d", count, run_key, size)
+        return int(count)
+
+    def plan_batches(self, run_key: str) -> list[BatchRef]:
+        """One descriptor per batch of the run: index, size and id range."""
+        items = self.items
+        query = (
+            select(
+                items.c.batch_index,
+                func.count(),
+                func.min(items.c.response_id),
+                func.max(items.c.response_id),
+            )
+            .where(items.c.run_key == run_key)
+            .group_by(items.c.batch_index)
+            .order_by(items.c.batch_index)
+        )
+        with self._errors_as("plan batches"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [BatchRef(run_key, int(i), int(n), str(lo), str(hi)) for i, n, lo, hi in rows]
+
+    def read_batch(
+        self, ref: BatchRef, *, rubric_name: str, rubric_version: str, dag_run_id: str, rescore: bool
+    ) -> Iterator[list[ResponseItem]]:
+        """Stream the batch's responses in chunks, leaving out any this run (or, unless
+        ``rescore``, any run) has already scored, so a retried task does not pay twice."""
+        src, cfg, items = self.source, self.source_config, self.items
+        id_col = src.c[cfg.id_column]
+        done = self._scored(id_col, rubric_name, rubric_version, dag_run_id if rescore else None)
+        columns: list[Any] = [id_col, src.c[cfg.question_column], src.c[cfg.response_column]]
+        columns.append(src.c[cfg.context_column] if cfg.context_column else literal(None))
+        columns += [src.c[name] for name in self._segment_names()]
+        query = (
+            select(*columns)
+            .join(items, items.c.response_id == id_col)
+            .where(items.c.run_key == ref.run_key, items.c.batch_index == ref.batch_index, not_(done))
+            .order_by(id_col)
+        )
+        segments = self._segment_names()
+        with self._errors_as("read batch"), self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=READ_CHUNK).execute(query)
+            for partition in result.partitions():
+                yield [
+                    ResponseItem(
+                        response_id=row[0],
+                        question=row[1],
+                        response=row[2],
+                        context=row[3],
+                        segments={name: row[4 + i] for i, name in enumerate(segments)},
+                    )
+                    for row in partition
+                ]
+
+    # --- load ------------------------------------------------------------------------------------
+
+    def write(self, scores: Sequence[ScoreRecord], errors: Sequence[ErrorRecord]) -> None:
+        """Upsert scores and errors in one transaction; a scored response loses its error row."""
+        with self._errors_as("write results"), self.engine.begin() as conn:
+            if scores:
+                self._upsert(conn, self.scores, [_score_row(s) for s in scores])
+                criterion_rows = [row for s in scores for row in _criterion_rows(s)]
+                self._upsert(conn, self.criterion_scores, criterion_rows)
+                for (name, version), ids in _group_ids(scores).items():
+                    conn.execute(
+                        delete(self.errors).where(
+                            self.errors.c.rubric_name == name,
+                            self.errors.c.rubric_version == version,
+                            self.errors.c.response_id.in_(ids),
+                        )
+                    )
+            if errors:
+                self._upsert(conn, self.errors, [_error_row(e) for e in errors])
+
+    def _upsert(self, conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        keys = [c.name for c in table.primary_key.columns]
+        stmt: Any = dialect.insert(table)
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+    # --- read back -------------------------------------------------------------------------------
+
+    def run_totals(
+        self, run_key: str, dag_run_id: str, rubric_name: str, rubric_version: str
+    ) -> dict[str, Any]:
+        """What happened to every staged response of the run, from the tables themselves."""
+        items, scores, errors = self.items, self.scores, self.errors
+        score_join = and_(
+            scores.c.response_id == items.c.response_id,
+            scores.c.rubric_name == rubric_name,
+            scores.c.rubric_version == rubric_version,
+        )
+        error_join = and_(
+            errors.c.response_id == items.c.response_id,
+            errors.c.rubric_name == rubric_name,
+            errors.c.rubric_version == rubric_version,
+        )
+        query = (
+            select(
+                func.count().label("extracted"),
+                func.count(scores.c.response_id).label("scored"),
+                func.coalesce(func.sum(_as_int(scores.c.cache_hit)), 0).label("from_cache"),
+                func.count(errors.c.response_id).label("errors"),
+                func.coalesce(func.sum(scores.c.input_tokens), 0).label("input_tokens"),
+                func.coalesce(func.sum(scores.c.output_tokens), 0).label("output_tokens"),
+                func.coalesce(func.sum(scores.c.cache_write_tokens), 0).label("cache_write_tokens"),
+                func.coalesce(func.sum(scores.c.cache_read_tokens), 0).label("cache_read_tokens"),
+                func.coalesce(func.sum(scores.c.cost_usd), 0.0).label("cost_usd"),
+            )
+            .select_from(items)
+            .outerjoin(scores, and_(score_join, scores.c.dag_run_id == dag_run_id))
+            .outerjoin(errors, and_(error_join, errors.c.dag_run_id == dag_run_id))
+            .where(items.c.run_key == run_key)
+        )
+        with self._errors_as("read run totals"), self.engine.connect() as conn:
+            row = conn.execute(query).one()._asdict()
+        totals = {k: (float(v) if k == "cost_usd" else int(v)) for k, v in row.items()}
+        totals["unaccounted"] = totals["extracted"] - totals["scored"] - totals["errors"]
+        return totals
+
+    def record_run(self, row: dict[str, Any]) -> None:
+        with self._errors_as("record run"), self.engine.begin() as conn:
+            self._upsert(conn, self.runs, [row])
+
+    def scores_frame(
+        self,
+        *,
+        rubric_name: str,
+        rubric_version: str,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> Any:
+        """Scores of responses created in [start, end) as a DataFrame: ``response_id``,
+        ``created_at``, ``overall``, one column per criterion, and the segment columns."""
+        import pandas as pd
+
+        src, cfg, scores, crit = self.source, self.source_config, self.scores, self.criterion_scores
+        id_col, created = src.c[cfg.id_column], src.c[cfg.created_at_column]
+        in_window = and_(
+            scores.c.rubric_name == rubric_name,
+            scores.c.rubric_version == rubric_version,
+            created >= start,
+            created < end,
+        )
+        base = select(
+            scores.c.response_id,
+            created.label("created_at"),
+            scores.c.overall,
+            *[src.c[name] for name in self._segment_names()],
+        ).join(src, id_col == scores.c.response_id)
+        per_criterion = (
+            select(crit.c.response_id, crit.c.criterion, crit.c.score)
+            .join(
+                scores,
+                and_(
+                    scores.c.response_id == crit.c.response_id,
+                    scores.c.rubric_name == crit.c.rubric_name,
+                    scores.c.rubric_version == crit.c.rubric_version,
+                ),
+            )
+            .join(src, id_col == crit.c.response_id)
+            .where(in_window)
+        )
+        with self._errors_as("read scores"), self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(base.where(in_window)).mappings().all())
+            long = pd.DataFrame(conn.execute(per_criterion).mappings().all())
+        if frame.empty:
+            return frame
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        if not long.empty:
+            wide = long.pivot(index="response_id", columns="criterion", values="score").astype(float)
+            frame = frame.merge(wide, left_on="response_id", right_index=True, how="left")
+        return frame
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _unjudged(self, id_col: Any, rubric_name: str, rubric_version: str) -> ColumnElement[bool]:
+        """No score, and no permanent error, for this rubric version."""
+        permanent_error = exists().where(
+            self.errors.c.response_id == id_col,
+            self.errors.c.rubric_name == rubric_name,
+            self.errors.c.rubric_version == rubric_version,
+            self.errors.c.retryable.is_(False),
+        )
+        return and_(not_(self._scored(id_col, rubric_name, rubric_version, None)), not_(permanent_error))
+
+    def _scored(
+        self, id_col: Any, rubric_name: str, rubric_version: str, only_run: str | None
+    ) -> ColumnElement[bool]:
+        conditions = [
+            self.scores.c.response_id == id_col,
+            self.scores.c.rubric_name == rubric_name,
+            self.scores.c.rubric_version == rubric_version,
+        ]
+        if only_run is not None:
+            conditions.append(self.scores.c.dag_run_id == only_run)
+        return exists().where(*conditions)
+
+    def _segment_names(self) -> list[str]:
+        return [name for name in self.source_config.segment_columns if name in self.source.c]
+
+    def _reflect_source(self) -> Table:
+        cfg = self.source_config
+        try:
+            with self._errors_as("reflect source"):
+                table = Table(cfg.table, self.metadata, autoload_with=self.engine)
+        except WarehouseError as exc:
+            if isinstance(exc.__cause__, NoSuchTableError):
+                raise ConfigError(
+                    f"source.table: table {cfg.table!r} not found in the warehouse "
+                    f"({self.engine.url.render_as_string(hide_password=True)})"
+                ) from exc
+            raise
+        required = [cfg.id_column, cfg.created_at_column, cfg.question_column, cfg.response_column]
+        required += [cfg.context_column] if cfg.context_column else []
+        missing = [name for name in required if name not in table.c]
+        if missing:
+            raise ConfigError(f"source: table {cfg.table!r} has no column(s) {missing}; see source.*_column")
+        return table
+
+    def _errors_as(self, action: str) -> _WarehouseErrors:
+        return _WarehouseErrors(action)
+
+    def table_names(self) -> list[str]:
+        return inspect(self.engine).get_table_names()
+
+
+class _WarehouseErrors:
+    """Turns database errors into :class:`WarehouseError` naming what was being done."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, SQLAlchemyError):
+            raise WarehouseError(f"warehouse: could not {self.action}: {exc}") from exc
+
+
+def _judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
+    items = Table(
+        "judge_run_items",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("response_id", id_type, primary_key=True),
+        Column("batch_index", Integer, nullable=False),
+        Index("ix_judge_run_items_batch", "run_key", "batch_index"),
+    )
+    key = [
+        Column("response_id", id_type, primary_key=True),
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+    ]
+    scores = Table(
+        "judge_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("overall", Float, nullable=False),
+        Column("rationale", Text, nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cache_write_tokens", Integer, nullable=False),
+        Column("cache_read_tokens", Integer, nullable=False),
+        Column("cost_usd", Float, nullable=False),
+        Column("latency_ms", Integer, nullable=False),
+        Column("cache_hit", Boolean, nullable=False),
+        Column("truncated", Boolean, nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("scored_at", DateTime(timezone=True), nullable=False),
+        Index("ix_judge_scores_rubric_scored_at", "rubric_name", "rubric_version", "scored_at"),
+        Index("ix_judge_scores_run", "dag_run_id"),
+    )
+    criterion_scores = Table(
+        "judge_criterion_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("criterion", String(40), primary_key=True),
+        Column("score", Integer, nullable=False),
+        Column("rationale", Text, nullable=False),
+    )
+    errors = Table(
+        "judge_errors",
+        metadata,
+        *[c.copy() for c in key],
+        Column("kind", String(32), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("retryable", Boolean, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("raw_reply", Text),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+    )
+    runs = Table(
+        "judge_runs",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("dag_id", String(250), nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("interval_start", DateTime(timezone=True), nullable=False),
+        Column("interval_end", DateTime(timezone=True), nullable=False),
+        Column("extracted", Integer, nullable=False),
+        Column("scored", Integer, nullable=False),
+        Column("from_cache", Integer, nullable=False),
+        Column("errors", Integer, nullable=False),
+        Column("unaccounted", Integer, nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cost_usd", Float, nullable=False),
+        Column("details", JSON),
+        Column("finished_at", DateTime(timezone=True), nullable=False),
+    )
+    return items, scores, criterion_scores, errors, runs
+
+
+def _as_int(column: Any) -> Any:
+    from sqlalchemy import case
+
+    return case((column.is_(True), 1), else_=0)
+
+
+def _score_row(score: ScoreRecord) -> dict[str, Any]:
+    return {
+        "response_id": score.response_id,
+        "rubric_name": score.rubric_name,
+        "rubric_version": score.rubric_version,
+        "overall": score.overall,
+        "rationale": "; ".join(f"{name}: {c.rationale}" for name, c in score.criteria.items())[:4000],
+        "model": score.model,
+        "input_tokens": score.usage.input_tokens,
+        "output_tokens": score.usage.output_tokens,
+        "cache_write_tokens": score.usage.cache_write_tokens,
+        "cache_read_tokens": score.usage.cache_read_tokens,
+        "cost_usd": score.cost_usd,
+        "latency_ms": score.latency_ms,
+        "cache_hit": score.cache_hit,
+        "truncated": score.truncated,
+        "dag_run_id": score.dag_run_id,
+        "scored_at": score.scored_at,
+    }
+
+
+def _criterion_rows(score: ScoreRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "response_id": score.response_id,
+            "rubric_name": score.rubric_name,
+            "rubric_version": score.rubric_version,
+            "criterion": name,
+            "score": c.score,
+            "rationale": c.rationale,
+        }
+        for name, c in score.criteria.items()
+    ]
+
+
+def _error_row(error: ErrorRecord) -> dict[str, Any]:
+    return {
+        "response_id": error.response_id,
+        "rubric_name": error.rubric_name,
+        "rubric_version": error.rubric_version,
+        "kind": error.kind.value,
+        "reason": error.reason,
+        "retryable": error.retryable,
+        "attempts": error.attempts,
+        "raw_reply": error.raw_reply,
+        "dag_run_id": error.dag_run_id,
+        "recorded_at": error.recorded_at,
+    }
+
+
+def _group_ids(scores: Sequence[ScoreRecord]) -> dict[tuple[str, str], list[Any]]:
+    grouped: dict[tuple[str, str], list[Any]] = {}
+    for score in scores:
+        grouped.setdefault((score.rubric_name, score.rubric_version), []).append(score.response_id)
+    return grouped
+
+
+__all__ = ["Warehouse"]
