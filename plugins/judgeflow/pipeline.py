@@ -203,6 +203,7 @@ def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
     frame = job.warehouse.scores_frame(
         rubric_name=job.rubric.name,
         rubric_version=job.rubric.version_key,
+        criteria=job.rubric.criterion_names,
         start=run.interval_start - dt.timedelta(days=lookback),
         end=run.interval_end,
     )

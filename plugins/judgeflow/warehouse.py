@@ -258,6 +258,7 @@ class Warehouse:
         *,
         rubric_name: str,
         rubric_version: str,
+        criteria: Sequence[str],
         start: dt.datetime,
         end: dt.datetime,
     ) -> Any:
@@ -295,12 +296,16 @@ class Warehouse:
         with self._errors_as("read scores"), self.engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(base.where(in_window)).mappings().all())
             long = pd.DataFrame(conn.execute(per_criterion).mappings().all())
-        if frame.empty:
-            return frame
+        columns = ["response_id", "created_at", "overall", *self._segment_names()]
+        frame = frame if not frame.empty else pd.DataFrame(columns=columns)
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        frame["overall"] = frame["overall"].astype(float)
         if not long.empty:
             wide = long.pivot(index="response_id", columns="criterion", values="score").astype(float)
             frame = frame.merge(wide, left_on="response_id", right_index=True, how="left")
+        for criterion in criteria:
+            if criterion not in frame.columns:
+                frame[criterion] = pd.Series(dtype=float)
         return frame
 
     # --- helpers ---------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Adaptive concurrency inside one score task: additive increase, multiplicative decrease.
+"""Adaptive concurrency inside one score task: slow start, then additive increase, multiplicative decrease.
 
-The number of requests in flight climbs by about one per round trip while calls succeed, halves on
-a 429 or 529, and every caller waits out a ``retry-after`` before sending again. This keeps a task
-at the API's ceiling without hammering it, and lets it climb back when the errors stop.
+A task starts with a few requests in flight and doubles them every round trip while calls succeed
+(slow start: a bad key or a dead endpoint costs a handful of requests, not a full window). After
+the first 429 or 529 the limit halves and from then on climbs by about one per round trip, and
+every caller waits out a ``retry-after`` before sending again. This keeps a task at the API's
+ceiling without hammering it, and lets it climb back when the errors stop.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+
+#: Requests in flight when a task starts, before slow start has seen any reply.
+INITIAL_WINDOW = 4
 
 
 class AdaptiveConcurrency:
@@ -28,7 +34,8 @@ class AdaptiveConcurrency:
             raise ValueError(f"need 1 <= floor ({floor}) <= ceiling ({ceiling})")
         self.ceiling = ceiling
         self.floor = floor
-        self.limit = float(start if start is not None else ceiling)
+        self.limit = float(min(ceiling, start if start is not None else INITIAL_WINDOW))
+        self.slow_start = True
         self.in_flight = 0
         self.max_in_flight = 0
         self._pause_until = 0.0
@@ -57,11 +64,13 @@ class AdaptiveConcurrency:
                 self._changed.notify_all()
 
     def on_success(self) -> None:
-        """Additive increase: about +1 per full window of successes."""
-        self.limit = min(float(self.ceiling), self.limit + 1.0 / max(self.limit, 1.0))
+        """Slow start: +1 per success (doubling per round trip); after a throttle, +1 per window."""
+        step = 1.0 if self.slow_start else 1.0 / max(self.limit, 1.0)
+        self.limit = min(float(self.ceiling), self.limit + step)
 
     def on_throttled(self, retry_after: float | None) -> None:
         """Multiplicative decrease, and a pause for everyone if the API named one."""
+        self.slow_start = False
         self.limit = max(float(self.floor), self.limit / 2)
         if retry_after:
             self._pause_until = max(self._pause_until, self._clock() + retry_after)

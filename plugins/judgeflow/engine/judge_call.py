@@ -93,9 +93,11 @@ class JudgeCaller:
             if self.stop_reason is not None:
                 return Failed(ErrorKind.TERMINAL, f"run stopped: {self.stop_reason}", attempts, spent)
             attempts += 1
-            started = time.monotonic()
             try:
                 async with self._concurrency.slot():
+                    if self.stop_reason is not None:  # stopped while this call waited for a slot
+                        continue
+                    started = time.monotonic()
                     self.stats.requests += 1
                     message = await self._client.messages.create(**request.params)
             except Exception as exc:

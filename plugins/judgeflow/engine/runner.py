@@ -89,7 +89,7 @@ class BatchScorer:
         self._now = now
         self._price = settings.price_for(rubric.model)
         judge = settings.judge
-        self._concurrency = AdaptiveConcurrency(ceiling=judge.concurrency, start=judge.concurrency)
+        self._concurrency = AdaptiveConcurrency(ceiling=judge.concurrency)
         self._caller = JudgeCaller(client, rubric=rubric, config=judge, concurrency=self._concurrency)
         self._admission = asyncio.Semaphore(4 * judge.concurrency)
         self._in_flight: dict[str, asyncio.Future[Judged | Failed]] = {}

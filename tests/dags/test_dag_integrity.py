@@ -1,0 +1,77 @@
+"""The DAG folder imports cleanly and the DAG has the shape, defaults and docs we promise."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.dag_runs import DAG_ID, ROOT
+
+
+@pytest.fixture(scope="module")
+def bag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_dag_folder_imports_without_errors(bag) -> None:  # type: ignore[no-untyped-def]
+    assert bag.import_errors == {}
+    assert DAG_ID in bag.dag_ids
+
+
+def test_tasks_and_dependencies(bag) -> None:  # type: ignore[no-untyped-def]
+    dag = bag.dags[DAG_ID]
+    assert set(dag.task_ids) == {
+        "extract_responses",
+        "score_batch",
+        "summarize_run",
+        "compare_scores",
+        "alert_on_call",
+    }
+    downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
+    assert downstream["extract_responses"] == {"score_batch"}
+    assert downstream["score_batch"] == {"summarize_run"}
+    assert downstream["summarize_run"] == {"compare_scores", "alert_on_call"}
+    assert downstream["compare_scores"] == {"alert_on_call"}
+    assert dag.get_task("summarize_run").trigger_rule == "none_failed"
+
+
+def test_score_batch_is_mapped_with_a_readable_label(bag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    task = bag.dags[DAG_ID].get_task("score_batch")
+    assert isinstance(task, MappedOperator)
+    assert task.map_index_template == "{{ batch_label }}"
+
+
+def test_defaults_owner_retries_and_failure_notifier(bag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    dag = bag.dags[DAG_ID]
+    assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+    assert dag.catchup is False
+    assert dag.doc_md and "Triage" in dag.doc_md
+    for task in dag.tasks:
+        assert task.owner == "data-platform"
+        assert task.retries == 2
+        callbacks = task.on_failure_callback
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert any(isinstance(cb, SlackWebhookNotifier) for cb in callbacks)
+
+
+def test_params_for_manual_runs(bag) -> None:  # type: ignore[no-untyped-def]
+    params = bag.dags[DAG_ID].params
+    assert set(params.keys()) == {"rubric", "limit", "rescore"}
+    assert params["rescore"] is False
+    assert params["limit"] is None
+
+
+def test_parsing_is_cheap() -> None:
+    """Nothing is read from connections, files or the network at parse time."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.perf_counter()
+    DagBag(dag_folder=str(ROOT / "dags"))
+    assert time.perf_counter() - started < 5.0

@@ -1,0 +1,73 @@
+"""Run the real DAG in-process with ``dag.test()`` and read back what happened.
+
+``dag.test()`` does not raise when a task fails, so callers assert the run and task states this
+returns. Retries are switched off here: a failing task should fail the test now, not after the
+DAG's production retry delay.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "llm_judge_daily"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    state: str
+    task_states: dict[str, list[str]]
+
+    def states_of(self, task_id: str) -> list[str]:
+        return self.task_states.get(task_id, [])
+
+
+def load_dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags[DAG_ID]
+    for task in dag.tasks:
+        task.retries = 0
+    return dag
+
+
+def run_dag(logical_date: dt.datetime, conf: dict[str, Any] | None = None) -> RunResult:
+    """One DAG run for ``logical_date`` (it judges the day before), with states read back."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    dag = load_dag()
+    dag_run = dag.test(logical_date=logical_date, run_conf=conf)
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter(TaskInstance.run_id == dag_run.run_id).all()
+        states: dict[str, list[str]] = {}
+        for ti in sorted(rows, key=lambda t: (t.task_id, t.map_index)):
+            states.setdefault(ti.task_id, []).append(str(ti.state))
+    return RunResult(run_id=dag_run.run_id, state=str(dag_run.state), task_states=states)
+
+
+def write_settings(folder: Path, **sections: Any) -> Path:
+    """A settings file for one test: its own embedded cache, the project's rubrics."""
+    import yaml
+
+    settings: dict[str, Any] = {
+        "rubric_dir": str(ROOT / "include" / "rubrics"),
+        "embedded_warehouse_path": str(folder / "embedded_warehouse.sqlite"),
+        "cache": {"embedded_path": str(folder / "verdict_cache.sqlite")},
+        "alerts": {"min_samples": 5},
+        "judge": {"backoff_base_s": 0.01, "backoff_max_s": 0.05},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(settings.get(key), dict):
+            settings[key] = {**settings[key], **value}
+        else:
+            settings[key] = value
+    path = folder / "judgeflow.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path
