@@ -53,6 +53,31 @@ class JudgeConfig(_Frozen):
     max_output_tokens: int = Field(1024, ge=64)
 
 
+class RateLimitConfig(_Frozen):
+    """The account's limits for the judge model, shared by every score task (Redis when configured).
+
+    Leave both unset to rely on adaptive concurrency and the API's own headers alone.
+    """
+
+    requests_per_minute: float | None = Field(None, gt=0)
+    input_tokens_per_minute: float | None = Field(None, gt=0)
+    burst_seconds: float = Field(0.5, gt=0, description="bucket size in seconds of the rate; keep it under the API's")
+    headroom: float = Field(0.98, gt=0, le=1, description="share of the limits judgeflow uses")
+
+    def effective(self) -> tuple[float | None, float | None]:
+        """The rates the limiter enforces: the configured limits less the headroom."""
+        rpm, itpm = self.requests_per_minute, self.input_tokens_per_minute
+        return (rpm * self.headroom if rpm else None, itpm * self.headroom if itpm else None)
+
+
+class BudgetConfig(_Frozen):
+    """Spending caps in US dollars; what is left when a cap is reached waits for the next run."""
+
+    max_cost_usd_per_run: float | None = Field(None, gt=0)
+    max_cost_usd_per_day: float | None = Field(None, gt=0)
+    expected_output_tokens: int = Field(300, ge=1, description="estimate until replies are seen")
+
+
 class CacheConfig(_Frozen):
     """The verdict cache: Redis when ``judge_cache`` exists, else an embedded SQLite file."""
 
@@ -107,6 +132,8 @@ class Settings(_Frozen):
     batching: BatchingConfig = BatchingConfig()
     judge: JudgeConfig = JudgeConfig()
     cache: CacheConfig = CacheConfig()
+    limits: RateLimitConfig = RateLimitConfig()
+    budget: BudgetConfig = BudgetConfig()
     alerts: AlertConfig = AlertConfig()
     connections: ConnectionIds = ConnectionIds()
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
@@ -143,6 +170,8 @@ def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: settings must be a mapping of keys to values, not {type(raw).__name__}")
     raw = dict(raw or {})
     raw.update(overrides or {})
     try:
@@ -153,9 +182,7 @@ def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         update={
             "rubric_dir": _beside(path, settings.rubric_dir),
             "embedded_warehouse_path": _beside(path, settings.embedded_warehouse_path),
-            "cache": settings.cache.model_copy(
-                update={"embedded_path": _beside(path, settings.cache.embedded_path)}
-            ),
+            "cache": settings.cache.model_copy(update={"embedded_path": _beside(path, settings.cache.embedded_path)}),
         }
     )
 
@@ -173,6 +200,4 @@ def parse_run_params(params: dict[str, Any]) -> RunParams:
 
 
 def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors())

@@ -5,6 +5,8 @@ Only classification lives here; :mod:`judgeflow.engine.judge_call` owns what to 
 
 from __future__ import annotations
 
+import math
+
 import anthropic
 
 from judgeflow.errors import (
@@ -15,6 +17,8 @@ from judgeflow.errors import (
     TransientJudgeError,
 )
 
+#: A longer ``retry-after`` is treated as this; the task's own deadline handles the rest.
+MAX_RETRY_AFTER_S = 300.0
 _BILLING_HINTS = ("credit balance", "billing", "quota", "spend limit")
 
 
@@ -52,7 +56,9 @@ def retry_after_seconds(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         return None
-    return max(0.0, seconds)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
 def _error_type(exc: anthropic.APIStatusError) -> str:

@@ -63,7 +63,7 @@ def verdict_schema(rubric: Rubric) -> dict[str, Any]:
     per_criterion = {
         c.name: {
             "type": "object",
-            "description": c.description.strip().splitlines()[0],
+            "description": next(iter(c.description.strip().splitlines()), c.name),
             "properties": {
                 "score": {"type": "integer", "minimum": rubric.scale.min, "maximum": rubric.scale.max},
                 "rationale": {"type": "string", "description": "one or two sentences"},

@@ -60,7 +60,10 @@ def validate_payload(payload: Any, rubric: Rubric) -> Verdict | Unscored:
         if not rubric.scale.min <= reply.score <= rubric.scale.max:
             scale = f"{rubric.scale.min}..{rubric.scale.max}"
             return Unscored(f"criterion {name!r}: score {reply.score} outside {scale}", raw)
-        criteria[name] = CriterionScore(reply.score, reply.rationale.strip()[:MAX_RATIONALE_CHARS])
+        rationale = reply.rationale.strip()
+        if not rationale:
+            return Unscored(f"criterion {name!r}: the rationale is blank", raw)
+        criteria[name] = CriterionScore(reply.score, rationale[:MAX_RATIONALE_CHARS])
     overall = rubric.overall({name: c.score for name, c in criteria.items()})
     return Verdict(criteria=criteria, overall=overall)
 
