@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint format clean
+.PHONY: demo test bench lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ demo: $(BIN)/.installed  ## seed SQLite, start the emulator, run the DAG for one
 
 test: $(BIN)/.installed  ## the whole test suite (unit, DAG, integration on SQLite, Postgres, Redis)
 	$(BIN)/pytest
+
+bench: $(BIN)/.installed  ## throughput at the emulator's rate limit vs a 10-thread baseline (N=5000; N=... to change)
+	$(BIN)/judgeflow bench --n $(or $(N),5000)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check plugins dags tests

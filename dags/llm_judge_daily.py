@@ -9,6 +9,10 @@ with the week before and tells on-call in Slack when quality drops.
 **Owner:** data platform. **Connections:** `anthropic_default`, `judge_warehouse`,
 `judge_cache` (optional), `slack_oncall` (optional). **Settings:** `include/judgeflow.yaml`.
 
+**Pool:** `score_batch` runs in the `judge_api` pool, which must exist
+(`airflow pools set judge_api 8 "judgeflow score tasks"`); score tasks that stay *scheduled*
+and never start mean the pool is missing.
+
 **Triage:** a failed `score_batch` is safe to clear: it skips what is already scored.
 Responses that could not be scored are in `judge_errors` with the reason, and the next run
 picks up the retryable ones. A terminal API error (bad key, billing) fails without retries.
@@ -25,6 +29,7 @@ from judgeflow import pipeline
 from judgeflow.alerts import failure_notifier
 
 SETTINGS = str(Path(__file__).resolve().parents[1] / "include" / "judgeflow.yaml")
+JUDGE_POOL = "judge_api"  # caps score tasks running at once: `airflow pools set judge_api 8 "judgeflow"`
 
 
 @dag(
@@ -53,7 +58,7 @@ def llm_judge_daily() -> None:
     def extract_responses() -> list[dict]:
         return pipeline.extract_responses(SETTINGS, get_current_context())
 
-    @task(map_index_template="{{ batch_label }}", max_active_tis_per_dagrun=16)
+    @task(map_index_template="{{ batch_label }}", pool=JUDGE_POOL)
     def score_batch(batch: dict) -> dict:
         context = get_current_context()
         context["batch_label"] = f"batch {batch['batch_index']} ({batch['size']} responses)"  # type: ignore[typeddict-unknown-key]

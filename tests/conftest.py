@@ -19,10 +19,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="judgeflow-test-airflow-"))
-
+# Worker processes that tests spawn import this module again: they keep the same Airflow home.
+_AIRFLOW_HOME = Path(
+    os.environ.get("JUDGEFLOW_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="judgeflow-test-airflow-")
+)
 os.environ.update(
     {
+        "JUDGEFLOW_TEST_AIRFLOW_HOME": str(_AIRFLOW_HOME),
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -32,11 +35,16 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
 )
-for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-    os.environ.pop(_proxy, None)
-for _name in list(os.environ):
-    if _name.startswith("AIRFLOW_CONN_") or _name in ("JUDGEFLOW_SETTINGS", "ANTHROPIC_API_KEY"):
-        os.environ.pop(_name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests talk to loopback only, and choose their own connections: drop the machine's."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        os.environ.pop(name, None)
+    for name in list(os.environ):
+        if name.startswith("AIRFLOW_CONN_") or name in ("JUDGEFLOW_SETTINGS", "ANTHROPIC_API_KEY"):
+            os.environ.pop(name)
+
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_ADDRESS = ("127.0.0.1", 6379)

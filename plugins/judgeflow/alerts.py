@@ -69,13 +69,19 @@ class AlertContext:
     rolling_count: int
     threshold: float
     report: RegressionReport
+    left_for_budget: int = 0
+
+    @property
+    def judge_errors(self) -> int:
+        """Errors that say something about the judge: responses held back by the budget are not."""
+        return max(0, self.errors - self.left_for_budget)
 
     @property
     def error_rate(self) -> float:
-        """Share of extracted responses left without a score; 1.0 if errors came with nothing extracted."""
+        """Share of extracted responses the judge failed on; 1.0 if errors came with nothing extracted."""
         if self.extracted <= 0:
-            return 1.0 if self.errors > 0 else 0.0
-        return self.errors / self.extracted
+            return 1.0 if self.judge_errors > 0 else 0.0
+        return self.judge_errors / self.extracted
 
 
 class AlertDecision(NamedTuple):
@@ -100,9 +106,11 @@ def decide_alert(ctx: AlertContext) -> AlertDecision:
         reasons.append("significant regression in " + ", ".join(c.metric for c in ctx.report.regressions))
     if _judge_unhealthy(ctx):
         reasons.append(
-            f"judge errors: {ctx.errors} of {ctx.extracted} responses ({ctx.error_rate:.1%}) "
+            f"judge errors: {ctx.judge_errors} of {ctx.extracted} responses ({ctx.error_rate:.1%}) "
             f"above {JUDGE_ERROR_RATE_LIMIT:.0%}"
         )
+    if ctx.left_for_budget > 0:
+        reasons.append(f"budget cap reached: {ctx.left_for_budget} responses left unscored for the next run")
     return AlertDecision(should_alert=bool(reasons), reasons=tuple(reasons))
 
 
@@ -113,9 +121,7 @@ def build_alert_blocks(ctx: AlertContext, decision: AlertDecision) -> tuple[str,
     message refused.
     """
     headline = _headline(ctx)
-    text = truncate(
-        f"{headline}: {'; '.join(decision.reasons)}" if decision.reasons else headline, SECTION_MAX_CHARS
-    )
+    text = truncate(f"{headline}: {'; '.join(decision.reasons)}" if decision.reasons else headline, SECTION_MAX_CHARS)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(headline, HEADER_MAX_CHARS)}},
     ]
@@ -221,7 +227,7 @@ def _below_threshold(ctx: AlertContext) -> bool:
 
 
 def _judge_unhealthy(ctx: AlertContext) -> bool:
-    return ctx.errors > 0 and ctx.error_rate > JUDGE_ERROR_RATE_LIMIT
+    return ctx.judge_errors > 0 and ctx.error_rate > JUDGE_ERROR_RATE_LIMIT
 
 
 def _headline(ctx: AlertContext) -> str:
@@ -230,6 +236,8 @@ def _headline(ctx: AlertContext) -> str:
         return f"judgeflow: quality drop in {rubric}"
     if _judge_unhealthy(ctx):
         return f"judgeflow: judge errors in {rubric}"
+    if ctx.left_for_budget > 0:
+        return f"judgeflow: budget reached in {rubric}"
     return f"judgeflow: {rubric} looks fine"
 
 
@@ -242,7 +250,8 @@ def _number_fields(ctx: AlertContext) -> list[dict[str, Any]]:
     fields = {
         "Rolling average": rolling,
         "Scored": f"{ctx.scored} of {ctx.extracted} extracted ({ctx.from_cache} from cache)",
-        "Judge errors": f"{ctx.errors} ({ctx.error_rate:.1%})",
+        "Judge errors": f"{ctx.judge_errors} ({ctx.error_rate:.1%})",
+        "Left for budget": str(ctx.left_for_budget),
         "Cost": f"${ctx.cost_usd:,.2f}",
     }
     return [

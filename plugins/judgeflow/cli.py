@@ -4,6 +4,7 @@
   run the real DAG for one day with ``airflow dags test`` and print the scores.
 - ``judgeflow emulator``: the local Messages API emulator, in the foreground.
 - ``judgeflow seed``: fill a warehouse with generated sample responses.
+- ``judgeflow bench``: throughput at the rate limit against the usual thread pool (``--help``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--per-day", type=int, default=60, help="responses generated per day (8 days)")
     demo.add_argument("--workdir", type=Path, default=PROJECT_ROOT / ".judgeflow" / "demo")
     commands.add_parser("emulator", help="the Messages API emulator (see --help)", add_help=False)
+    commands.add_parser("bench", help="the throughput benchmark (see --help)", add_help=False)
     seed = commands.add_parser("seed", help="insert generated responses into a warehouse")
     seed.add_argument("--url", required=True, help="SQLAlchemy URL of the warehouse")
     seed.add_argument("--count", type=int, default=500)
@@ -38,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from judgeflow.emulator.__main__ import main as emulator_main
 
         return emulator_main(rest)
+    if args.command == "bench":
+        from judgeflow.bench import main as bench_main
+
+        return bench_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "seed":
@@ -71,9 +77,7 @@ def run_demo(*, workdir: Path, per_day: int) -> int:
         count=per_day, end=today, days=1, seed=2, first_id=7 * per_day + 1, low_quality_topic="shipping"
     )
     seeded = seed_warehouse(engine, baseline) + seed_warehouse(engine, current)
-    print(
-        f"seeded {seeded} responses (8 days, a quality drop in 'shipping' on {day:%Y-%m-%d}) into {warehouse}"
-    )
+    print(f"seeded {seeded} responses (8 days, a quality drop in 'shipping' on {day:%Y-%m-%d}) into {warehouse}")
 
     env = airflow_env(workdir / "airflow", warehouse)
     emulator = None

@@ -34,9 +34,7 @@ def print_report(engine: Engine, *, warehouse: Path, log_path: Path) -> int:
             ),
             conn,
         )
-        errors = pd.read_sql(
-            text("SELECT response_id, kind, SUBSTR(reason, 1, 60) AS reason FROM judge_errors"), conn
-        )
+        errors = pd.read_sql(text("SELECT response_id, kind, SUBSTR(reason, 1, 60) AS reason FROM judge_errors"), conn)
     if runs.empty or int(runs.loc[0, "scored"]) == 0:
         print(f"nothing was scored; see {log_path}")
         return 1

@@ -117,41 +117,62 @@ def score_batch(settings_path: str, batch: dict[str, Any], context: Any) -> dict
     from airflow.sdk.exceptions import AirflowFailException
 
     from judgeflow.cache import open_cache
+    from judgeflow.engine.budget import budget_caps, open_budget
     from judgeflow.engine.client import open_async_client
+    from judgeflow.engine.ratelimit import open_rate_limiter
     from judgeflow.engine.runner import BatchScorer
 
     job = Job.open(settings_path, context)
     ref = BatchRef.from_xcom(batch)
-    settings = job.settings
+    settings, rubric, run = job.settings, job.rubric, job.run
     cache = open_cache(settings.cache, redis_conn_id=settings.connections.cache)
-    log.info(
-        "%s, rubric %s %s, cache: %s", ref.label, job.rubric.name, job.rubric.version_key, cache.describe()
+    log.info("%s, rubric %s %s, cache: %s", ref.label, rubric.name, rubric.version_key, cache.describe())
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    run_spent, day_spent = job.warehouse.spent_usd(
+        dag_run_id=run.run_id, day_start=today, day_end=today + dt.timedelta(days=1)
+    )
+    caps = budget_caps(
+        settings.budget, run_key=run.run_key, day=f"{today:%Y-%m-%d}", run_spent=run_spent, day_spent=day_spent
     )
 
-    async def run() -> Any:
-        client = await open_async_client(
-            settings.connections.anthropic, timeout_s=settings.judge.request_timeout_s
+    async def score() -> Any:
+        client = await open_async_client(settings.connections.anthropic, timeout_s=settings.judge.request_timeout_s)
+        requests_per_minute, input_tokens_per_minute = settings.limits.effective()
+        limiter = await open_rate_limiter(
+            requests_per_minute=requests_per_minute,
+            input_tokens_per_minute=input_tokens_per_minute,
+            burst_seconds=settings.limits.burst_seconds,
+            redis_conn_id=settings.connections.cache,
+            api_key=f"{client.base_url}|{client.api_key}",
+            model=rubric.model,
         )
+        budget = await open_budget(settings.budget, redis_conn_id=settings.connections.cache, caps=caps)
         async with client:
             scorer = BatchScorer(
                 client=client,
-                rubric=job.rubric,
+                rubric=rubric,
                 settings=settings,
                 cache=cache,
                 sink=job.warehouse,
-                dag_run_id=job.run.run_id,
+                dag_run_id=run.run_id,
+                limiter=limiter,
+                budget=budget,
             )
             chunks = job.warehouse.read_batch(
                 ref,
-                rubric_name=job.rubric.name,
-                rubric_version=job.rubric.version_key,
-                dag_run_id=job.run.run_id,
-                rescore=job.run.params.rescore,
+                rubric_name=rubric.name,
+                rubric_version=rubric.version_key,
+                dag_run_id=run.run_id,
+                rescore=run.params.rescore,
             )
-            return await scorer.run(chunks)
+            try:
+                return await scorer.run(chunks)
+            finally:
+                await limiter.aclose()
+                await budget.aclose()
 
     try:
-        totals = asyncio.run(run())
+        totals = asyncio.run(score())
     finally:
         cache.close()
     log.info("%s done: %s", ref.label, totals.to_json())
@@ -165,11 +186,10 @@ def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], conte
     job = Job.open(settings_path, context)
     run = job.run
     totals = job.warehouse.run_totals(run.run_key, run.run_id, job.rubric.name, job.rubric.version_key)
-    calls = {
-        k: sum(int(r.get(k) or 0) for r in batch_results or [])
-        for k in ("requests", "retries", "rate_limited")
-    }
-    summary = {**totals, **calls, "batches": len(batch_results or [])}
+    counters = ("requests", "retries", "rate_limited", "budget_refused")
+    calls = {k: sum(int(r.get(k) or 0) for r in batch_results or []) for k in counters}
+    hit_ratio = totals["from_cache"] / totals["scored"] if totals["scored"] else 0.0
+    summary = {**totals, **calls, "cache_hit_ratio": round(hit_ratio, 4), "batches": len(batch_results or [])}
     job.warehouse.record_run(
         {
             "run_key": run.run_key,
@@ -188,6 +208,8 @@ def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], conte
         }
     )
     log.info("run summary: %s", summary)
+    if totals["left_for_budget"]:
+        log.warning("budget cap reached: %d responses left for the next run", totals["left_for_budget"])
     if totals["unaccounted"]:
         log.error("%d staged responses have neither a score nor an error row", totals["unaccounted"])
     return summary
@@ -254,6 +276,7 @@ def alert_on_call(
         rolling_count=int(comparison["rolling_count"]),
         threshold=alerts.min_rolling_average,
         report=RegressionReport.from_json(comparison["report"]),
+        left_for_budget=int(summary.get("left_for_budget", 0)),
     )
     decision = decide_alert(ctx)
     if not decision.should_alert:

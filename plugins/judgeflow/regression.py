@@ -245,14 +245,10 @@ def _values(frame: pd.DataFrame, metric: str) -> np.ndarray:
     return values[~np.isnan(values)]
 
 
-def _compare_metric(
-    metric: str, *, baseline: np.ndarray, current: np.ndarray, rule: _Rule
-) -> MetricComparison:
+def _compare_metric(metric: str, *, baseline: np.ndarray, current: np.ndarray, rule: _Rule) -> MetricComparison:
     baseline_mean = float(baseline.mean()) if baseline.size else None
     current_mean = float(current.mean()) if current.size else None
-    difference = (
-        current_mean - baseline_mean if current_mean is not None and baseline_mean is not None else None
-    )
+    difference = current_mean - baseline_mean if current_mean is not None and baseline_mean is not None else None
     p_value = _mann_whitney_p(baseline, current)
     return MetricComparison(
         metric=metric,
@@ -305,9 +301,7 @@ def _require_aware(**moments: dt.datetime) -> None:
 def _require_columns(scores: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in scores.columns]
     if missing:
-        raise ValueError(
-            f"scores lack column(s) {', '.join(missing)}; have {', '.join(map(str, scores.columns))}"
-        )
+        raise ValueError(f"scores lack column(s) {', '.join(missing)}; have {', '.join(map(str, scores.columns))}")
     dtype = scores[CREATED_AT].dtype
     if dtype.kind == "M" and getattr(dtype, "tz", None) is None:
         # pandas would raise a bare TypeError comparing it with aware bounds; say what is wrong.

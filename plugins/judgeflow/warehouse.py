@@ -35,8 +35,10 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     create_engine,
     delete,
+    event,
     exists,
     func,
     inspect,
@@ -49,7 +51,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from judgeflow.config import SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
-from judgeflow.records import BatchRef, ErrorRecord, ResponseItem, ScoreRecord
+from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +69,16 @@ class Warehouse:
         self.metadata = MetaData()
         self.source = self._reflect_source()
         id_type = self.source.c[source.id_column].type
-        self.items, self.scores, self.criterion_scores, self.errors, self.runs = _judge_tables(
-            self.metadata, id_type
-        )
+        self.items, self.scores, self.criterion_scores, self.errors, self.runs = _judge_tables(self.metadata, id_type)
 
     @classmethod
     def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
-        return cls(create_engine(url, future=True), source)
+        """SQLite waits up to 30 s for a lock, so parallel score tasks queue instead of failing."""
+        if not url.startswith("sqlite"):
+            return cls(create_engine(url), source)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_wal)
+        return cls(engine, source)
 
     def ensure_schema(self) -> None:
         """Create judgeflow's tables if missing (never touches the source table)."""
@@ -150,7 +155,11 @@ class Warehouse:
         self, ref: BatchRef, *, rubric_name: str, rubric_version: str, dag_run_id: str, rescore: bool
     ) -> Iterator[list[ResponseItem]]:
         """Stream the batch's responses in chunks, leaving out any this run (or, unless
-        ``rescore``, any run) has already scored, so a retried task does not pay twice."""
+        ``rescore``, any run) has already scored, so a retried task does not pay twice.
+
+        Each chunk is its own short query (keyset pagination on the id), so no read transaction
+        stays open while the task writes: SQLite writers are not blocked, PostgreSQL keeps no
+        long transaction."""
         src, cfg, items = self.source, self.source_config, self.items
         id_col = src.c[cfg.id_column]
         done = self._scored(id_col, rubric_name, rubric_version, dag_run_id if rescore else None)
@@ -162,21 +171,29 @@ class Warehouse:
             .join(items, items.c.response_id == id_col)
             .where(items.c.run_key == ref.run_key, items.c.batch_index == ref.batch_index, not_(done))
             .order_by(id_col)
+            .limit(READ_CHUNK)
         )
         segments = self._segment_names()
-        with self._errors_as("read batch"), self.engine.connect() as conn:
-            result = conn.execution_options(yield_per=READ_CHUNK).execute(query)
-            for partition in result.partitions():
-                yield [
-                    ResponseItem(
-                        response_id=row[0],
-                        question=row[1],
-                        response=row[2],
-                        context=row[3],
-                        segments={name: row[4 + i] for i, name in enumerate(segments)},
-                    )
-                    for row in partition
-                ]
+        last_id: Any = None
+        while True:
+            page = query if last_id is None else query.where(id_col > last_id)
+            with self._errors_as("read batch"), self.engine.connect() as conn:
+                rows = conn.execute(page).all()
+            if not rows:
+                return
+            last_id = rows[-1][0]
+            yield [
+                ResponseItem(
+                    response_id=row[0],
+                    question=row[1],
+                    response=row[2],
+                    context=row[3],
+                    segments={name: row[4 + i] for i, name in enumerate(segments)},
+                )
+                for row in rows
+            ]
+            if len(rows) < READ_CHUNK:
+                return
 
     # --- load ------------------------------------------------------------------------------------
 
@@ -211,9 +228,7 @@ class Warehouse:
 
     # --- read back -------------------------------------------------------------------------------
 
-    def run_totals(
-        self, run_key: str, dag_run_id: str, rubric_name: str, rubric_version: str
-    ) -> dict[str, Any]:
+    def run_totals(self, run_key: str, dag_run_id: str, rubric_name: str, rubric_version: str) -> dict[str, Any]:
         """What happened to every staged response of the run, from the tables themselves."""
         items, scores, errors = self.items, self.scores, self.errors
         score_join = and_(
@@ -232,6 +247,9 @@ class Warehouse:
                 func.count(scores.c.response_id).label("scored"),
                 func.coalesce(func.sum(_as_int(scores.c.cache_hit)), 0).label("from_cache"),
                 func.count(errors.c.response_id).label("errors"),
+                func.coalesce(func.sum(case((errors.c.kind == ErrorKind.BUDGET_EXHAUSTED.value, 1), else_=0)), 0).label(
+                    "left_for_budget"
+                ),
                 func.coalesce(func.sum(scores.c.input_tokens), 0).label("input_tokens"),
                 func.coalesce(func.sum(scores.c.output_tokens), 0).label("output_tokens"),
                 func.coalesce(func.sum(scores.c.cache_write_tokens), 0).label("cache_write_tokens"),
@@ -248,6 +266,28 @@ class Warehouse:
         totals = {k: (float(v) if k == "cost_usd" else int(v)) for k, v in row.items()}
         totals["unaccounted"] = totals["extracted"] - totals["scored"] - totals["errors"]
         return totals
+
+    def spent_usd(self, *, dag_run_id: str, day_start: dt.datetime, day_end: dt.datetime) -> tuple[float, float]:
+        """Dollars already spent by this run, and by every run on this day (by ``scored_at``)."""
+        scores = self.scores
+        query = select(
+            func.coalesce(func.sum(case((scores.c.dag_run_id == dag_run_id, scores.c.cost_usd), else_=0.0)), 0.0),
+            func.coalesce(
+                func.sum(
+                    case(
+                        (
+                            and_(scores.c.scored_at >= day_start, scores.c.scored_at < day_end),
+                            scores.c.cost_usd,
+                        ),
+                        else_=0.0,
+                    )
+                ),
+                0.0,
+            ),
+        )
+        with self._errors_as("read spend"), self.engine.connect() as conn:
+            run_spent, day_spent = conn.execute(query).one()
+        return float(run_spent), float(day_spent)
 
     def record_run(self, row: dict[str, Any]) -> None:
         with self._errors_as("record run"), self.engine.begin() as conn:
@@ -320,9 +360,7 @@ class Warehouse:
         )
         return and_(not_(self._scored(id_col, rubric_name, rubric_version, None)), not_(permanent_error))
 
-    def _scored(
-        self, id_col: Any, rubric_name: str, rubric_version: str, only_run: str | None
-    ) -> ColumnElement[bool]:
+    def _scored(self, id_col: Any, rubric_name: str, rubric_version: str, only_run: str | None) -> ColumnElement[bool]:
         conditions = [
             self.scores.c.response_id == id_col,
             self.scores.c.rubric_name == rubric_name,
@@ -453,9 +491,14 @@ def _judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table
     return items, scores, criterion_scores, errors, runs
 
 
-def _as_int(column: Any) -> Any:
-    from sqlalchemy import case
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Write-ahead logging: readers never block the writer, and parallel tasks take turns writing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
+
+def _as_int(column: Any) -> Any:
     return case((column.is_(True), 1), else_=0)
 
 

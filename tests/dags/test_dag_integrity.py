@@ -44,6 +44,7 @@ def test_score_batch_is_mapped_with_a_readable_label(bag) -> None:  # type: igno
     task = bag.dags[DAG_ID].get_task("score_batch")
     assert isinstance(task, MappedOperator)
     assert task.map_index_template == "{{ batch_label }}"
+    assert task.pool == "judge_api", "the pool caps score tasks running at once"
 
 
 def test_defaults_owner_retries_and_failure_notifier(bag) -> None:  # type: ignore[no-untyped-def]

@@ -99,9 +99,7 @@ def counting_client(redis_available: None) -> Iterator[redis.Redis]:
 
 
 def verdict(n: int) -> Verdict:
-    return Verdict(
-        criteria={"accuracy": CriterionScore(score=n % 5 + 1, rationale=f"reason {n}")}, overall=n / 10
-    )
+    return Verdict(criteria={"accuracy": CriterionScore(score=n % 5 + 1, rationale=f"reason {n}")}, overall=n / 10)
 
 
 def _calls(client: redis.Redis, command: str) -> int:
@@ -151,9 +149,7 @@ def test_undecodable_value_is_a_miss(prefix: str) -> None:
     cache.put_many({f"{prefix}good": verdict(1)})
     client.set(f"{prefix}bytes", b"\xff\x00garbage", ex=600)
     client.set(f"{prefix}shape", b'{"overall": 1}', ex=600)
-    assert cache.get_many([f"{prefix}good", f"{prefix}bytes", f"{prefix}shape"]) == {
-        f"{prefix}good": verdict(1)
-    }
+    assert cache.get_many([f"{prefix}good", f"{prefix}bytes", f"{prefix}shape"]) == {f"{prefix}good": verdict(1)}
     assert not cache.disabled
 
 
@@ -183,9 +179,9 @@ def test_open_cache_with_unreachable_redis_is_null(
         cache = open_cache(CacheConfig(), redis_conn_id=CONN_ID)
     assert isinstance(cache, NullVerdictCache)
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(
-        "Redis cache at 127.0.0.1:1 unreachable" in m and "scoring goes on uncached" in m for m in messages
-    ), messages
+    assert any("Redis cache at 127.0.0.1:1 unreachable" in m and "scoring goes on uncached" in m for m in messages), (
+        messages
+    )
     assert cache.get_many(["k"]) == {}
     cache.put_many({"k": verdict(1)})
 

@@ -88,9 +88,7 @@ def test_alert_is_delivered_once_with_the_built_blocks(slack: SlackReceiver) -> 
     assert len(slack.payloads) == 1
 
 
-def test_slack_answering_500_is_false_not_an_exception(
-    slack: SlackReceiver, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_slack_answering_500_is_false_not_an_exception(slack: SlackReceiver, caplog: pytest.LogCaptureFixture) -> None:
     slack.status = 500
     text, blocks = alert_message()
 

@@ -57,9 +57,7 @@ class SlackReceiver:
             while len(self._payloads) < n:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(
-                        f"expected {n} payload(s) within {timeout}s, got {len(self._payloads)}"
-                    )
+                    raise TimeoutError(f"expected {n} payload(s) within {timeout}s, got {len(self._payloads)}")
                 self._received.wait(remaining)
             return list(self._payloads)
 

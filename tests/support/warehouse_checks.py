@@ -30,9 +30,7 @@ def outcome_counts(engine: Engine, run_id: str) -> dict[str, int]:
 
 def run_row(engine: Engine, run_id: str) -> dict[str, Any]:
     with engine.connect() as conn:
-        row = conn.execute(
-            text("SELECT * FROM judge_runs WHERE dag_run_id = :run_id"), {"run_id": run_id}
-        ).one()
+        row = conn.execute(text("SELECT * FROM judge_runs WHERE dag_run_id = :run_id"), {"run_id": run_id}).one()
     return row._asdict()
 
 

@@ -177,9 +177,7 @@ def test_judge_health_alone_gets_its_own_headline() -> None:
 
 
 def test_long_texts_are_cut_to_slack_limits() -> None:
-    ctx = context(
-        rubric_name="r" * 400, report=report(*(comparison(f"m{i:03}" + "x" * 60) for i in range(200)))
-    )
+    ctx = context(rubric_name="r" * 400, report=report(*(comparison(f"m{i:03}" + "x" * 60) for i in range(200))))
 
     text, blocks = build_alert_blocks(ctx, decide_alert(ctx))
 
@@ -205,17 +203,13 @@ def test_mrkdwn_control_characters_are_escaped() -> None:
     ("row", "line"),
     [
         pytest.param(comparison(), "accuracy: 4.10 → 3.20 (\u22120.90), p=0.001, n=120 vs 140", id="example"),
-        pytest.param(
-            comparison(p=0.00002), "accuracy: 4.10 → 3.20 (\u22120.90), p<0.001, n=120 vs 140", id="tiny-p"
-        ),
+        pytest.param(comparison(p=0.00002), "accuracy: 4.10 → 3.20 (\u22120.90), p<0.001, n=120 vs 140", id="tiny-p"),
         pytest.param(
             comparison("tone", baseline=3.0, current=3.5, p=0.0123, n=(31, 30)),
             "tone: 3.00 → 3.50 (+0.50), p=0.012, n=31 vs 30",
             id="rise",
         ),
-        pytest.param(
-            comparison(p=None), "accuracy: 4.10 → 3.20 (\u22120.90), p=n/a, n=120 vs 140", id="no-p"
-        ),
+        pytest.param(comparison(p=None), "accuracy: 4.10 → 3.20 (\u22120.90), p=n/a, n=120 vs 140", id="no-p"),
     ],
 )
 def test_regression_line_format(row: MetricComparison, line: str) -> None:
@@ -242,9 +236,7 @@ def test_truncate_lines_keeps_whole_lines_and_counts_the_rest() -> None:
 
 
 def test_airflow_run_url_quotes_the_run_id() -> None:
-    url = airflow_run_url(
-        "http://af:8080/", dag_id="judgeflow_daily", run_id="manual__2025-03-08T00:00:00+00:00"
-    )
+    url = airflow_run_url("http://af:8080/", dag_id="judgeflow_daily", run_id="manual__2025-03-08T00:00:00+00:00")
 
     assert url == "http://af:8080/dags/judgeflow_daily/runs/manual__2025-03-08T00%3A00%3A00%2B00%3A00"
 

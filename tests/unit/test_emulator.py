@@ -128,9 +128,7 @@ def test_tool_use_verdict_round_trip(client: anthropic.Anthropic) -> None:
     (block,) = message.content
     assert block.type == "tool_use" and block.name == TOOL and block.id.startswith("toolu_")
     expected = emulated_scores(text, CRITERIA, 1, 5)
-    assert block.input == {
-        c: {"score": s, "rationale": emulated_rationale(c, s)} for c, s in expected.items()
-    }
+    assert block.input == {c: {"score": s, "rationale": emulated_rationale(c, s)} for c, s in expected.items()}
     assert message.usage.output_tokens == count_tokens(json.dumps(block.input))
 
 
@@ -172,9 +170,7 @@ def test_scores_are_deterministic_across_calls_and_servers(client: anthropic.Ant
         pytest.param("   \n ", 1, id="whitespace-only"),
     ],
 )
-def test_quality_markers_and_blank_text_pin_scores(
-    client: anthropic.Anthropic, text: str, expected: int
-) -> None:
+def test_quality_markers_and_blank_text_pin_scores(client: anthropic.Anthropic, text: str, expected: int) -> None:
     scores = tool_scores(client.messages.create(**tool_params(text)))
 
     assert scores == dict.fromkeys(CRITERIA, expected)
@@ -255,9 +251,7 @@ def test_input_tokens_per_minute_limit(client: anthropic.Anthropic) -> None:
         pytest.param("rate_429", anthropic.RateLimitError, 429, "rate_limit_error", id="429"),
     ],
 )
-def test_injected_faults(
-    knob: str, error: type[anthropic.APIStatusError], status: int, error_type: str
-) -> None:
+def test_injected_faults(knob: str, error: type[anthropic.APIStatusError], status: int, error_type: str) -> None:
     config = EmulatorConfig(latency_median_s=0.0, **{knob: 1.0})
     with EmulatorServer(config) as server:
         with pytest.raises(error) as caught:

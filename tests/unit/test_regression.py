@@ -117,9 +117,7 @@ def test_a_rise_is_an_improvement_not_a_regression() -> None:
     ],
 )
 def test_too_little_data_is_not_enough_data(baseline_per_day: int, current_n: int) -> None:
-    report = compare(
-        make_scores(baseline_per_day=baseline_per_day, current_n=current_n, shift={"accuracy": -2})
-    )
+    report = compare(make_scores(baseline_per_day=baseline_per_day, current_n=current_n, shift={"accuracy": -2}))
 
     assert set(statuses(report).values()) == {ComparisonStatus.NOT_ENOUGH_DATA}
     assert not report.has_regression

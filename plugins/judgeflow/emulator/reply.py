@@ -56,9 +56,7 @@ def malform(request: JudgeRequest, good: dict[str, Any], how: Malformation) -> d
     return bad
 
 
-def build_reply(
-    request: JudgeRequest, *, cache: CacheUsage, malformation: Malformation | None = None
-) -> Reply:
+def build_reply(request: JudgeRequest, *, cache: CacheUsage, malformation: Malformation | None = None) -> Reply:
     """The assistant ``message``; a reply longer than ``max_tokens`` stops with ``max_tokens``."""
     answer = verdict(request)
     if malformation is not None:

@@ -154,11 +154,7 @@ def _output(body: dict[str, Any], tools: list[dict[str, Any]]) -> tuple[OutputMo
     fmt = (body.get("output_config") or {}).get("format")
     if fmt is None:
         return OutputMode.TEXT, None, None
-    if (
-        not isinstance(fmt, dict)
-        or fmt.get("type") != "json_schema"
-        or not isinstance(fmt.get("schema"), dict)
-    ):
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
         _invalid("output_config.format: expected {'type': 'json_schema', 'schema': {...}}")
     return OutputMode.JSON_SCHEMA, None, fmt["schema"]
 
@@ -191,9 +187,7 @@ def _segments(
     """Each tool, system block and message block as (text, cache_control), in cache order."""
     out: list[tuple[str, dict[str, Any] | None]] = []
     for tool in tools:
-        out.append(
-            (_dump({k: v for k, v in tool.items() if k != "cache_control"}), tool.get("cache_control"))
-        )
+        out.append((_dump({k: v for k, v in tool.items() if k != "cache_control"}), tool.get("cache_control")))
     for block in system:
         out.append((_block_text(block), block.get("cache_control")))
     for message in messages:
@@ -214,9 +208,7 @@ def _breakpoints(model: str, segments: list[tuple[str, dict[str, Any] | None]]) 
         if cache_control is not None:
             found.append(Breakpoint(digest.copy().hexdigest(), tokens, _ttl(cache_control, "cache_control")))
     if len(found) > MAX_BREAKPOINTS:
-        _invalid(
-            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(found)}."
-        )
+        _invalid(f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(found)}.")
     return tuple(found)
 
 

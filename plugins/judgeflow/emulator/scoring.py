@@ -18,9 +18,7 @@ LOW_MARKER = "[[quality:low]]"
 HIGH_MARKER = "[[quality:high]]"
 
 
-def emulated_scores(
-    response_text: str, criteria: Sequence[str], scale_min: int, scale_max: int
-) -> dict[str, int]:
+def emulated_scores(response_text: str, criteria: Sequence[str], scale_min: int, scale_max: int) -> dict[str, int]:
     """Score ``response_text`` on every criterion, deterministically.
 
     Empty or whitespace-only text, or text containing ``[[quality:low]]``, scores ``scale_min``;

@@ -206,9 +206,7 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
-def uvicorn_server(
-    app: Starlette, *, graceful_shutdown_s: int = 1, log_level: str = "warning"
-) -> uvicorn.Server:
+def uvicorn_server(app: Starlette, *, graceful_shutdown_s: int = 1, log_level: str = "warning") -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -260,9 +258,7 @@ class EmulatorServer:
             raise RuntimeError("emulator server is already started")
         sock = bind_socket(self._host, self._port)
         server = uvicorn_server(self.app)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="judgeflow-emulator", daemon=True
-        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="judgeflow-emulator", daemon=True)
         self._server, self._thread = server, thread
         thread.start()
         deadline = time.monotonic() + self._startup_timeout_s

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-
 #: Requests in flight when a task starts, before slow start has seen any reply.
 INITIAL_WINDOW = 4
 
@@ -73,7 +72,11 @@ class AdaptiveConcurrency:
         self.slow_start = False
         self.limit = max(float(self.floor), self.limit / 2)
         if retry_after:
-            self._pause_until = max(self._pause_until, self._clock() + retry_after)
+            self.pause(retry_after)
+
+    def pause(self, seconds: float) -> None:
+        """Hold back new requests for ``seconds`` without changing the limit."""
+        self._pause_until = max(self._pause_until, self._clock() + seconds)
 
     async def _sleep_unlocked(self, seconds: float) -> None:
         self._changed.release()

@@ -1,14 +1,18 @@
 """One judged request, start to finish: send, retry what is worth retrying, validate the verdict.
 
-Owns the retry policy for a single request. Rate limits (429) and overload (529) slow the whole
-task down through :class:`~judgeflow.engine.concurrency.AdaptiveConcurrency`; other transient
-failures back off with jitter; a malformed verdict is asked for once more; a terminal error stops
-every call of the task, so a bad key costs a handful of requests, not one per response.
+Owns the retry policy for a single request. Before each attempt the request waits for the shared
+rate limiter (requests and input tokens per minute, across every task) and reserves its estimated
+cost in the budget; after it, the real cost is settled. Rate limits (429) and overload (529) slow
+the whole task down through :class:`~judgeflow.engine.concurrency.AdaptiveConcurrency`, and an
+exhausted ``anthropic-ratelimit-requests-remaining`` pauses it until the reset time; other
+transient failures back off with jitter; a malformed verdict is asked for once more; a terminal
+error stops every call of the task, so a bad key costs a handful of requests, not one per response.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import time
@@ -17,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from judgeflow.config import JudgeConfig
+from judgeflow.engine.budget import BudgetLedger, CostEstimator, NoBudget
 from judgeflow.engine.classify import classify
 from judgeflow.engine.concurrency import AdaptiveConcurrency
+from judgeflow.engine.ratelimit import RateLimiter, UnlimitedRateLimiter
 from judgeflow.errors import RateLimited, RejectedRequest, TerminalJudgeError
 from judgeflow.judge.prompt import JudgeRequest
 from judgeflow.judge.verdict import Unscored, parse_verdict
@@ -57,6 +63,7 @@ class CallStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    budget_refused: int = 0
     transient_errors: int = 0
     malformed_verdicts: int = 0
     by_error: dict[str, int] = field(default_factory=dict)
@@ -72,6 +79,10 @@ class JudgeCaller:
         rubric: Rubric,
         config: JudgeConfig,
         concurrency: AdaptiveConcurrency,
+        cost_of: Callable[[Usage], float],
+        limiter: RateLimiter | None = None,
+        budget: BudgetLedger | None = None,
+        estimator: CostEstimator | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -79,6 +90,11 @@ class JudgeCaller:
         self._rubric = rubric
         self._config = config
         self._concurrency = concurrency
+        self._cost_of = cost_of
+        self._limiter = limiter or UnlimitedRateLimiter()
+        self._budget = budget or NoBudget()
+        self._estimator = estimator
+        self.budget_exhausted = False
         self._rng = rng or random.Random()
         self._sleep = sleep
         self.stats = CallStats()
@@ -92,24 +108,39 @@ class JudgeCaller:
         while True:
             if self.stop_reason is not None:
                 return Failed(ErrorKind.TERMINAL, f"run stopped: {self.stop_reason}", attempts, spent)
+            if self.budget_exhausted:
+                return Failed(ErrorKind.BUDGET_EXHAUSTED, "budget cap reached; left for the next run", attempts, spent)
             attempts += 1
+            reserved = self._estimator.estimate(request.params) if self._estimator else 0.0
+            if not await self._budget.reserve(reserved):
+                self._refuse_for_budget()
+                continue
             try:
                 async with self._concurrency.slot():
                     if self.stop_reason is not None:  # stopped while this call waited for a slot
                         continue
+                    await self._limiter.acquire(tokens=CostEstimator.input_tokens(request.params))
                     started = time.monotonic()
                     self.stats.requests += 1
-                    message = await self._client.messages.create(**request.params)
+                    raw = await self._client.messages.with_raw_response.create(**request.params)
+                    message = await raw.parse()
+                    self._follow_headers(raw.headers)
             except Exception as exc:
                 outcome = await self._after_failure(exc, attempts)
                 if outcome is None:
                     continue
                 return Failed(outcome[0], outcome[1], attempts, spent)
+            finally:
+                await self._budget.settle(reserved, 0.0)  # the reservation; the bill is settled below
             latency_ms = int((time.monotonic() - started) * 1000)
             self._concurrency.on_success()
             self._successes += 1
             self._rejections_in_a_row = 0
-            spent = spent + usage_of(message)
+            usage = usage_of(message)
+            await self._budget.settle(0.0, self._cost_of(usage))
+            if self._estimator:
+                self._estimator.observe(usage)
+            spent = spent + usage
             parsed = parse_verdict(list(message.content), self._rubric)
             if isinstance(parsed, Verdict):
                 return Judged(parsed, spent, latency_ms, attempts)
@@ -149,6 +180,26 @@ class JudgeCaller:
         if not isinstance(error, RateLimited):
             await self._sleep(retry_after if retry_after is not None else self._backoff(attempts))
         return None
+
+    def _refuse_for_budget(self) -> None:
+        if not self.budget_exhausted:
+            log.warning("budget cap reached: no more requests this task; the rest waits for the next run")
+        self.budget_exhausted = True
+        self.stats.budget_refused += 1
+
+    def _follow_headers(self, headers: Any) -> None:
+        """When the API says no requests remain, pause every call until its reset time."""
+        remaining = headers.get("anthropic-ratelimit-requests-remaining")
+        reset = headers.get("anthropic-ratelimit-requests-reset")
+        if remaining is None or reset is None or int(remaining) > 0:
+            return
+        try:
+            reset_at = dt.datetime.fromisoformat(reset.replace("Z", "+00:00"))
+        except ValueError:
+            return
+        wait = (reset_at - dt.datetime.now(dt.UTC)).total_seconds()
+        if wait > 0:
+            self._concurrency.pause(min(wait, self._config.backoff_max_s))
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:

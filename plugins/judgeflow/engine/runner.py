@@ -1,9 +1,10 @@
 """Score a stream of responses inside one task: cache first, each distinct input judged once.
 
 The task streams its batch in chunks; at most ``4 x concurrency`` responses wait in memory at a
-time, so a score task's memory does not grow with the day's volume. Results are handed to a sink
-(the warehouse) in chunks as they complete, so a killed task loses at most one chunk of work,
-and that work is picked up again because the responses are still unscored.
+time, and the in-run dedupe remembers the last :data:`DEDUPE_WINDOW` inputs (older repeats are
+served by the cache), so a score task's memory does not grow with the day's volume. Results
+are handed to a sink (the warehouse) in chunks as they complete, so a killed task loses at most
+one chunk of work, and that work is picked up again because the responses are still unscored.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from judgeflow.cache import VerdictCache, cache_key
 from judgeflow.config import Settings
+from judgeflow.engine.budget import BudgetLedger, CostEstimator
 from judgeflow.engine.concurrency import AdaptiveConcurrency
 from judgeflow.engine.judge_call import CallStats, Failed, JudgeCaller, Judged
 from judgeflow.engine.pricing import cost_usd
+from judgeflow.engine.ratelimit import RateLimiter
 from judgeflow.judge.prompt import build_request
 from judgeflow.records import ErrorKind, ErrorRecord, ResponseItem, ScoreRecord, Usage, Verdict
 from judgeflow.rubric import Rubric
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 200
 PROGRESS_EVERY = 500
+DEDUPE_WINDOW = 10_000
 
 
 class ResultSink(Protocol):
@@ -47,6 +52,7 @@ class BatchTotals:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     calls: CallStats = field(default_factory=CallStats)
+    max_in_flight: int = 0
     stopped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +69,8 @@ class BatchTotals:
             "requests": self.calls.requests,
             "retries": self.calls.retries,
             "rate_limited": self.calls.rate_limited,
+            "budget_refused": self.calls.budget_refused,
+            "max_in_flight": self.max_in_flight,
             "stopped": self.stopped,
         }
 
@@ -79,6 +87,8 @@ class BatchScorer:
         cache: VerdictCache,
         sink: ResultSink,
         dag_run_id: str,
+        limiter: RateLimiter | None = None,
+        budget: BudgetLedger | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._rubric = rubric
@@ -90,9 +100,18 @@ class BatchScorer:
         self._price = settings.price_for(rubric.model)
         judge = settings.judge
         self._concurrency = AdaptiveConcurrency(ceiling=judge.concurrency)
-        self._caller = JudgeCaller(client, rubric=rubric, config=judge, concurrency=self._concurrency)
+        self._caller = JudgeCaller(
+            client,
+            rubric=rubric,
+            config=judge,
+            concurrency=self._concurrency,
+            cost_of=lambda usage: cost_usd(usage, self._price),
+            limiter=limiter,
+            budget=budget,
+            estimator=CostEstimator(self._price, settings.budget),
+        )
         self._admission = asyncio.Semaphore(4 * judge.concurrency)
-        self._in_flight: dict[str, asyncio.Future[Judged | Failed]] = {}
+        self._in_flight: OrderedDict[str, asyncio.Future[Judged | Failed]] = OrderedDict()
         self._scores: list[ScoreRecord] = []
         self._errors: list[ErrorRecord] = []
         self._cache_later: dict[str, Verdict] = {}
@@ -120,13 +139,14 @@ class BatchScorer:
             await asyncio.gather(*tasks)
         await self._flush(force=True)
         self.totals.stopped = self._caller.stop_reason
+        self.totals.max_in_flight = self._concurrency.max_in_flight
         return self.totals
 
     async def _judge_item(self, item: ResponseItem, key: str) -> None:
         try:
             leader = key not in self._in_flight
             if leader:
-                self._in_flight[key] = asyncio.ensure_future(self._judge_once(item))
+                self._remember(key, asyncio.ensure_future(self._judge_once(item)))
             outcome = await self._in_flight[key]
             if isinstance(outcome, Judged):
                 if leader:
@@ -141,6 +161,15 @@ class BatchScorer:
             await self._flush_if_full()
         finally:
             self._admission.release()
+
+    def _remember(self, key: str, judged: asyncio.Future[Judged | Failed]) -> None:
+        """Keep the newest inputs for in-run dedupe; forget the oldest finished ones past the window."""
+        self._in_flight[key] = judged
+        while len(self._in_flight) > DEDUPE_WINDOW:
+            oldest_key, oldest = next(iter(self._in_flight.items()))
+            if not oldest.done():
+                break
+            del self._in_flight[oldest_key]
 
     async def _judge_once(self, item: ResponseItem) -> Judged | Failed:
         request = build_request(
@@ -225,7 +254,7 @@ class BatchScorer:
         done = self.totals.scored + self.totals.errors
         if force or done // PROGRESS_EVERY != (done - len(scores) - len(errors)) // PROGRESS_EVERY:
             log.info(
-                "progress: %d of %d read responses done (%d scored, %d from cache, %d errors), $%.4f",
+                "progress: %d responses done of %d read so far (%d scored, %d from cache, %d errors), $%.4f",
                 done,
                 self.totals.items,
                 self.totals.scored,
