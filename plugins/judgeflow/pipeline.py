@@ -117,10 +117,8 @@ def score_batch(settings_path: str, batch: dict[str, Any], context: Any) -> dict
     from airflow.sdk.exceptions import AirflowFailException
 
     from judgeflow.cache import open_cache
-    from judgeflow.engine.budget import budget_caps, open_budget
-    from judgeflow.engine.client import open_async_client
-    from judgeflow.engine.ratelimit import open_rate_limiter
-    from judgeflow.engine.runner import BatchScorer
+    from judgeflow.engine.budget import budget_caps
+    from judgeflow.engine.session import judge_stream
 
     job = Job.open(settings_path, context)
     ref = BatchRef.from_xcom(batch)
@@ -134,45 +132,24 @@ def score_batch(settings_path: str, batch: dict[str, Any], context: Any) -> dict
     caps = budget_caps(
         settings.budget, run_key=run.run_key, day=f"{today:%Y-%m-%d}", run_spent=run_spent, day_spent=day_spent
     )
-
-    async def score() -> Any:
-        client = await open_async_client(settings.connections.anthropic, timeout_s=settings.judge.request_timeout_s)
-        requests_per_minute, input_tokens_per_minute = settings.limits.effective()
-        limiter = await open_rate_limiter(
-            requests_per_minute=requests_per_minute,
-            input_tokens_per_minute=input_tokens_per_minute,
-            burst_seconds=settings.limits.burst_seconds,
-            redis_conn_id=settings.connections.cache,
-            api_key=f"{client.base_url}|{client.api_key}",
-            model=rubric.model,
-        )
-        budget = await open_budget(settings.budget, redis_conn_id=settings.connections.cache, caps=caps)
-        async with client:
-            scorer = BatchScorer(
-                client=client,
-                rubric=rubric,
-                settings=settings,
-                cache=cache,
-                sink=job.warehouse,
-                dag_run_id=run.run_id,
-                limiter=limiter,
-                budget=budget,
-            )
-            chunks = job.warehouse.read_batch(
-                ref,
-                rubric_name=rubric.name,
-                rubric_version=rubric.version_key,
-                dag_run_id=run.run_id,
-                rescore=run.params.rescore,
-            )
-            try:
-                return await scorer.run(chunks)
-            finally:
-                await limiter.aclose()
-                await budget.aclose()
-
+    chunks = job.warehouse.read_batch(
+        ref,
+        rubric_name=rubric.name,
+        rubric_version=rubric.version_key,
+        dag_run_id=run.run_id,
+        rescore=run.params.rescore,
+    )
+    session = judge_stream(
+        chunks,
+        settings=settings,
+        rubric=rubric,
+        cache=cache,
+        sink=job.warehouse,
+        dag_run_id=run.run_id,
+        budget_caps=caps,
+    )
     try:
-        totals = asyncio.run(score())
+        totals = asyncio.run(session)
     finally:
         cache.close()
     log.info("%s done: %s", ref.label, totals.to_json())
