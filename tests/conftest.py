@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 # Worker processes that tests spawn import this module again: they keep the same Airflow home.
@@ -54,15 +57,19 @@ def services_required() -> bool:
     return os.environ.get("JUDGEFLOW_REQUIRE_SERVICES") == "1"
 
 
+def service_missing(reason: str) -> None:
+    """Skip, or fail when the run promised its services (``.ci/run`` sets JUDGEFLOW_REQUIRE_SERVICES=1)."""
+    if services_required():
+        pytest.fail(reason + "; JUDGEFLOW_REQUIRE_SERVICES=1 makes this a failure")
+    pytest.skip(reason)
+
+
 def require_tcp(name: str, address: tuple[str, int]) -> None:
     """Skip (or fail, in CI) when ``name`` does not answer at ``address``."""
     try:
         socket.create_connection(address, timeout=2).close()
     except OSError as exc:
-        message = f"{name} not reachable at {address[0]}:{address[1]} ({exc})"
-        if services_required():
-            pytest.fail(message + "; JUDGEFLOW_REQUIRE_SERVICES=1 makes this a failure")
-        pytest.skip(message)
+        service_missing(f"{name} not reachable at {address[0]}:{address[1]} ({exc})")
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +95,33 @@ def anthropic_connection(url: str, key: str = "test-key") -> str:
 
 def sqlite_connection(path: Path) -> str:
     return json.dumps({"conn_type": "sqlite", "host": str(path)})
+
+
+@pytest.fixture
+def private_redis() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A throwaway redis-server this test may kill, so the shared one keeps running."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("redis-server is not installed")
+    assert binary is not None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+        for _ in range(50):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        else:
+            service_missing(f"a private redis-server on port {port} did not start")
+        client.close()
+        yield port, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)

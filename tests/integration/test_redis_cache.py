@@ -7,8 +7,6 @@ reachable Redis these tests skip, unless ``JUDGEFLOW_REQUIRE_SERVICES=1`` makes 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -31,6 +29,7 @@ from judgeflow.cache import (
 )
 from judgeflow.config import CacheConfig
 from judgeflow.records import CriterionScore, Verdict
+from tests.conftest import service_missing
 
 pytestmark = pytest.mark.redis
 
@@ -38,13 +37,6 @@ REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
 CONN_ID = "judge_cache"
 CONN_ENV = "AIRFLOW_CONN_JUDGE_CACHE"
-
-
-def _service_missing(reason: str) -> None:
-    """Skip, or fail when the run promised its services (CI sets JUDGEFLOW_REQUIRE_SERVICES=1)."""
-    if os.environ.get("JUDGEFLOW_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and JUDGEFLOW_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -60,7 +52,7 @@ def redis_available() -> None:
     try:
         probe.ping()
     except redis.RedisError as exc:
-        _service_missing(f"Redis at {REDIS_HOST}:{REDIS_PORT} is not reachable ({exc})")
+        service_missing(f"Redis at {REDIS_HOST}:{REDIS_PORT} is not reachable ({exc})")
     finally:
         probe.close()
 
@@ -197,35 +189,6 @@ def test_silent_redis_costs_one_timeout(monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(cache, NullVerdictCache)
     assert "unreachable" in cache.describe()
     assert REDIS_READ_TIMEOUT_S * 0.9 <= elapsed < REDIS_READ_TIMEOUT_S * 2
-
-
-@pytest.fixture
-def private_redis() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A throwaway redis-server this test may kill, so the shared one keeps running."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _service_missing("redis-server is not installed")
-    assert binary is not None
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-    for _ in range(50):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        _service_missing(f"a private redis-server on port {port} did not start")
-    client.close()
-    yield port, process
-    if process.poll() is None:
-        process.kill()
-    process.wait(timeout=10)
 
 
 def test_server_dying_mid_task_never_raises(

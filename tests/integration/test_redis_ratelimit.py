@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from judgeflow.engine.ratelimit import (
     open_async_redis,
     open_rate_limiter,
 )
-from tests.conftest import REDIS_ADDRESS, ROOT, require_tcp, services_required
+from tests.conftest import REDIS_ADDRESS, ROOT, require_tcp
 
 pytestmark = pytest.mark.redis
 
@@ -92,13 +91,6 @@ def log_records() -> Iterator[list[logging.LogRecord]]:
     yield records
     logger.removeHandler(handler)
     logger.setLevel(level)
-
-
-def service_missing(reason: str) -> None:
-    """Skip, or fail when the run promised its services (``JUDGEFLOW_REQUIRE_SERVICES=1``)."""
-    if services_required():
-        pytest.fail(f"{reason}; JUDGEFLOW_REQUIRE_SERVICES=1 makes this a failure")
-    pytest.skip(reason)
 
 
 def warnings_in(records: list[logging.LogRecord]) -> list[str]:
@@ -359,36 +351,6 @@ def test_silent_redis_costs_one_timeout(monkeypatch: pytest.MonkeyPatch) -> None
         elapsed = time.monotonic() - started
     assert isinstance(limiter, LocalRateLimiter)
     assert REDIS_TIMEOUT_S * 0.9 <= elapsed < REDIS_TIMEOUT_S * 2
-
-
-@pytest.fixture
-def private_redis() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A throwaway redis-server this test may kill, so the shared one keeps running."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        service_missing("redis-server is not installed")
-    assert binary is not None
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-        for _ in range(50):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        else:
-            service_missing(f"a private redis-server on port {port} did not start")
-        client.close()
-        yield port, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
 
 
 def test_server_dying_mid_run_falls_back_and_keeps_limiting(
