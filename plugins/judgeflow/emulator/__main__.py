@@ -10,7 +10,12 @@ import argparse
 import logging
 import sys
 
-from judgeflow.emulator.config import DEFAULT_MIN_CACHEABLE_TOKENS, EmulatorConfig
+from judgeflow.emulator.config import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_REQUESTS,
+    DEFAULT_MIN_CACHEABLE_TOKENS,
+    EmulatorConfig,
+)
 from judgeflow.emulator.server import serve_forever
 from judgeflow.errors import ConfigError
 
@@ -41,15 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL_PREFIX=TOKENS",
         help="repeatable; replaces the defaults " + str(dict(DEFAULT_MIN_CACHEABLE_TOKENS)),
     )
+    p.add_argument("--batch-max-requests", type=int, default=BATCH_MAX_REQUESTS, help="requests per batch")
+    p.add_argument("--batch-max-bytes", type=int, default=BATCH_MAX_BYTES, help="bytes of a batch create body")
+    p.add_argument("--batch-processing-seconds", type=float, default=0.5, help="a batch ends this long after creation")
+    p.add_argument("--batch-rate-errored", type=float, default=0.0, help="probability of an errored batch result")
+    p.add_argument("--batch-rate-expired", type=float, default=0.0, help="probability of an expired batch result")
     p.add_argument("--log-level", default="INFO")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """Raise :class:`ConfigError` naming the bad flag or knob."""
-    extra: dict[str, dict[str, int]] = {}
+    min_cacheable = dict(DEFAULT_MIN_CACHEABLE_TOKENS)
     if args.min_cacheable_tokens:
-        extra["min_cacheable_tokens"] = dict(_pair(item) for item in args.min_cacheable_tokens)
+        min_cacheable = dict(_pair(item) for item in args.min_cacheable_tokens)
     return EmulatorConfig(
         latency_median_s=args.latency_median,
         latency_sigma=args.latency_sigma,
@@ -65,7 +75,12 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         api_key=args.api_key,
         seed=args.seed,
         cache_ttl_s=args.cache_ttl,
-        **extra,
+        min_cacheable_tokens=min_cacheable,
+        batch_max_requests=args.batch_max_requests,
+        batch_max_bytes=args.batch_max_bytes,
+        batch_processing_s=args.batch_processing_seconds,
+        batch_rate_errored=args.batch_rate_errored,
+        batch_rate_expired=args.batch_rate_expired,
     )
 
 

@@ -1,4 +1,4 @@
-"""The emulator's knobs: latency, rate limits, fault rates, auth and prompt caching.
+"""The emulator's knobs: latency, rate limits, fault rates, auth, prompt caching and batches.
 
 One frozen, keyword-only object so a test, the CLI and a benchmark describe a run the same way and
 nothing changes under a running server. Validation happens here, once, so the server never has to
@@ -21,6 +21,10 @@ DEFAULT_MIN_CACHEABLE_TOKENS: Mapping[str, int] = {
 
 FALLBACK_MIN_CACHEABLE_TOKENS = 1024
 
+BATCH_MAX_REQUESTS = 100_000
+BATCH_MAX_BYTES = 256 * 1024 * 1024
+"""The real Message Batches API's limits per batch: requests, and bytes of the create body."""
+
 
 def _default_min_cacheable() -> dict[str, int]:
     return dict(DEFAULT_MIN_CACHEABLE_TOKENS)
@@ -33,6 +37,10 @@ class EmulatorConfig:
     Times are in seconds, rates per minute, fault rates are probabilities per request (drawn from
     one RNG seeded with ``seed``, so a sequential client sees the same faults on every run).
     ``None`` for a limit means unlimited; ``None`` for ``api_key`` means any key is accepted.
+
+    The ``batch_*`` knobs shape the Message Batches API only: a batch ends ``batch_processing_s``
+    after creation, and each of its requests errors or expires with the ``batch_rate_*``
+    probabilities (seeded too). Latency, rate limits and the ``rate_*`` faults do not apply to it.
     """
 
     latency_median_s: float = 0.05
@@ -50,6 +58,11 @@ class EmulatorConfig:
     seed: int = 0
     cache_ttl_s: float = 300.0
     min_cacheable_tokens: Mapping[str, int] = field(default_factory=_default_min_cacheable)
+    batch_max_requests: int = BATCH_MAX_REQUESTS
+    batch_max_bytes: int = BATCH_MAX_BYTES
+    batch_processing_s: float = 0.5
+    batch_rate_errored: float = 0.0
+    batch_rate_expired: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self.latency_median_s >= 0, "latency_median_s", "must be >= 0")
@@ -65,6 +78,12 @@ class EmulatorConfig:
         _require(sum(self.fault_rates.values()) <= 1.0 + 1e-9, "rate_*", "fault rates must sum to <= 1")
         for model, tokens in self.min_cacheable_tokens.items():
             _require(tokens >= 0, f"min_cacheable_tokens[{model!r}]", "must be >= 0")
+        _require(self.batch_max_requests >= 1, "batch_max_requests", "must be >= 1")
+        _require(self.batch_max_bytes >= 1, "batch_max_bytes", "must be >= 1")
+        _require(self.batch_processing_s >= 0, "batch_processing_s", "must be >= 0")
+        for name in ("batch_rate_errored", "batch_rate_expired"):
+            _require(0.0 <= getattr(self, name) <= 1.0, name, "must be a probability in [0, 1]")
+        _require(self.batch_rate_errored + self.batch_rate_expired <= 1.0 + 1e-9, "batch_rate_*", "must sum to <= 1")
 
     @property
     def fault_rates(self) -> dict[str, float]:

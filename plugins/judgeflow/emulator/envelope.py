@@ -1,7 +1,8 @@
 """API errors as the real Messages API spells them: a status, an error type and a message.
 
-Request handling raises :class:`ApiError`; only the HTTP layer (and, later, a batch processor)
-turns it into an envelope, so the same failure reads the same way wherever it surfaces.
+Request handling raises :class:`ApiError`; only the HTTP layer (and the batch store, for an
+``errored`` result) turns it into an envelope, so the same failure reads the same way wherever it
+surfaces.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Build the Messages API reply for a parsed request: the verdict, its form, and the usage.
 
-Pure and free of HTTP (the caller supplies the prompt-cache outcome and any malformation), so a
-future Message Batches processor can produce the same ``message`` objects as the live endpoint.
+Pure and free of HTTP (the caller supplies the prompt-cache outcome and any malformation), so the
+Message Batches store (:mod:`~judgeflow.emulator.batches`) produces the same ``message`` objects
+as the live endpoint.
 """
 
 from __future__ import annotations

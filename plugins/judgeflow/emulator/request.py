@@ -1,6 +1,6 @@
 """Read a Messages API request body into what the emulated judge needs, or refuse it with a 400.
 
-Pure and free of HTTP so a future Message Batches processor can reuse it per batch item. It
+Pure and free of HTTP so the Message Batches store reuses it for every batch request. It
 finds the rubric (criterion names and score ranges) in the forced tool's ``input_schema`` or in
 ``output_config.format.schema``, the judged text between ``<response>`` tags in the last user
 message (unescaped, because the client escapes it), and the prompt's token segments in the order

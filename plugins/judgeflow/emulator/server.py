@@ -1,9 +1,11 @@
 """The HTTP face of the emulator: a Starlette app, and a runner that serves it on a thread.
 
 ``POST /v1/messages`` answers like the Messages API (auth, validation, rate limits, latency,
-injected faults, prompt-cache usage); ``GET /_emulator/stats`` and ``POST /_emulator/reset`` let a
-test or benchmark read and zero the counters. Everything that decides *what* to answer lives in
-:mod:`~judgeflow.emulator.state` and below; this module only decides *when* and in which envelope.
+injected faults, prompt-cache usage); the Message Batches API is served under
+``/v1/messages/batches`` (:mod:`~judgeflow.emulator.batch_routes`); ``GET /_emulator/stats`` and
+``POST /_emulator/reset`` let a test or benchmark read and zero the counters. Everything that
+decides *what* to answer lives in :mod:`~judgeflow.emulator.state` and below; this module only
+decides *when* and in which envelope.
 
 A waiting request (latency or an injected hang) ends early when its client disconnects, so a
 client timeout frees the server as it would the real API; at shutdown it is answered with a 529
@@ -31,6 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from judgeflow.emulator.batch_routes import batch_routes
 from judgeflow.emulator.config import EmulatorConfig
 from judgeflow.emulator.envelope import ApiError, error_body, new_id
 from judgeflow.emulator.state import EmulatorState
@@ -49,6 +52,7 @@ def create_app(config: EmulatorConfig, *, state: EmulatorState | None = None) ->
             Route("/v1/messages", _messages, methods=["POST"]),
             Route("/_emulator/stats", _stats, methods=["GET"]),
             Route("/_emulator/reset", _reset, methods=["POST"]),
+            *batch_routes(_state),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )

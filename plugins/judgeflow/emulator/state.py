@@ -4,6 +4,9 @@ The HTTP layer calls :meth:`EmulatorState.admit` on arrival (auth was checked; p
 fault draw) and :meth:`EmulatorState.complete` after the latency (prompt cache, reply, usage).
 Each is a short synchronous section under a :class:`threading.Lock`, so the runner's
 ``stats()``/``reset()`` may be called from the test's thread while the server's loop runs.
+Message Batches live in :attr:`EmulatorState.batches`, behind the store's own lock; the store
+judges each batch request through :meth:`EmulatorState.judge_at`, the live path's parse and
+reply code without its rate limits, latency and faults, sharing the organisation's prompt cache.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from judgeflow.emulator.batches import BatchStore
 from judgeflow.emulator.config import EmulatorConfig
 from judgeflow.emulator.envelope import ApiError
 from judgeflow.emulator.faults import Fault, FaultInjector, Malformation
@@ -62,6 +66,7 @@ class EmulatorState:
             now=clock(),
         )
         self._latency_rng = random.Random(f"{config.seed}:latency")
+        self.batches = BatchStore(config, judge=self.judge_at, clock=clock, wall_clock=wall_clock)
 
     def authenticate(self, headers: Mapping[str, str]) -> None:
         """Accept ``x-api-key`` or ``Authorization: Bearer``; any key when none is configured."""
@@ -128,23 +133,40 @@ class EmulatorState:
             self.stats.usage(reply)
         return reply.body
 
+    def judge_at(self, body: Any, at: float) -> dict[str, Any]:
+        """The ``message`` for one batch request processed at monotonic time ``at``: the live
+        endpoint's parse, prompt-cache accounting and reply, with no rate limit, latency or fault.
+        Raise :class:`ApiError` (400) for a body the live endpoint would refuse."""
+        request = parse_request(body)
+        with self._lock:
+            cache = self.cache.account(
+                request.breakpoints,
+                min_tokens=self.config.min_cacheable_for(request.model),
+                arrived_at=at,
+                now=at,
+            )
+        return build_reply(request, cache=cache).body
+
     def ratelimit_headers(self) -> dict[str, str]:
         with self._lock:
             return self.limiter.headers(self.clock(), self._wall_clock())
 
     def snapshot(self) -> dict[str, Any]:
+        """The stats, with the batch store's counters (read after this lock is released)."""
         with self._lock:
-            return self.stats.snapshot()
+            snapshot = self.stats.snapshot()
+        return {**snapshot, **self.batches.counters()}
 
     def reset(self) -> None:
-        """Zero the stats, empty the prompt cache, refill the buckets and replay the fault RNG:
-        the state of a freshly started server, so benchmark runs are comparable."""
+        """Zero the stats, empty the prompt cache, refill the buckets, replay the fault RNG and
+        forget the batches: the state of a freshly started server, so benchmark runs compare."""
         with self._lock:
             self.stats.reset()
             self.cache.clear()
             self.limiter.reset(self.clock())
             self.faults.reset()
             self._latency_rng = random.Random(f"{self.config.seed}:latency")
+        self.batches.clear()
 
     def _latency(self) -> float:
         median, sigma = self.config.latency_median_s, self.config.latency_sigma
