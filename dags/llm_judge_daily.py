@@ -27,6 +27,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from judgeflow import pipeline
 from judgeflow.alerts import failure_notifier
+from judgeflow.operators import ScoreBatchOperator
 
 SETTINGS = str(Path(__file__).resolve().parents[1] / "include" / "judgeflow.yaml")
 JUDGE_POOL = "judge_api"  # caps score tasks running at once: `airflow pools set judge_api 8 "judgeflow"`
@@ -51,18 +52,18 @@ JUDGE_POOL = "judge_api"  # caps score tasks running at once: `airflow pools set
         "rubric": Param(None, type=["null", "string"], description="rubric file name; default from settings"),
         "limit": Param(None, type=["null", "integer"], minimum=1, description="judge at most this many"),
         "rescore": Param(False, type="boolean", description="judge the interval again under this rubric"),
+        "mode": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "realtime", "batch"],
+            description="realtime, or Message Batches at half the price; default from settings",
+        ),
     },
 )
 def llm_judge_daily() -> None:
     @task
     def extract_responses() -> list[dict]:
         return pipeline.extract_responses(SETTINGS, get_current_context())
-
-    @task(map_index_template="{{ batch_label }}", pool=JUDGE_POOL)
-    def score_batch(batch: dict) -> dict:
-        context = get_current_context()
-        context["batch_label"] = f"batch {batch['batch_index']} ({batch['size']} responses)"  # type: ignore[typeddict-unknown-key]
-        return pipeline.score_batch(SETTINGS, batch, context)
 
     @task(trigger_rule="none_failed")  # also runs when there was nothing to score
     def summarize_run(batch_results: list[dict]) -> dict:
@@ -76,7 +77,10 @@ def llm_judge_daily() -> None:
     def alert_on_call(summary: dict, comparison: dict) -> dict:
         return pipeline.alert_on_call(SETTINGS, summary, comparison, get_current_context())
 
-    summary = summarize_run(score_batch.expand(batch=extract_responses()))
+    score_batch = ScoreBatchOperator.partial(
+        task_id="score_batch", settings_path=SETTINGS, pool=JUDGE_POOL, map_index_template="{{ batch_label }}"
+    ).expand(batch=extract_responses())
+    summary = summarize_run(score_batch.output)
     comparison = compare_scores()
     summary >> comparison
     alert_on_call(summary, comparison)

@@ -8,7 +8,7 @@ Unknown keys are refused, so a typo fails fast with the key's name instead of be
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -78,6 +78,14 @@ class BudgetConfig(_Frozen):
     expected_output_tokens: int = Field(300, ge=1, description="estimate until replies are seen")
 
 
+class BatchModeConfig(_Frozen):
+    """Message Batches mode: half the price, results within hours instead of seconds."""
+
+    poll_interval_s: float = Field(60.0, gt=0, description="how often the triggerer asks")
+    deadline_hours: float = Field(23.0, gt=0, le=24, description="a batch still open then is cancelled")
+    max_requests: int = Field(100_000, ge=1, le=100_000, description="per Message Batch; larger ones split")
+
+
 class CacheConfig(_Frozen):
     """The verdict cache: Redis when ``judge_cache`` exists, else an embedded SQLite file."""
 
@@ -127,12 +135,14 @@ class Settings(_Frozen):
 
     rubric: str = "helpfulness"
     rubric_dir: str = "rubrics"
+    mode: Literal["realtime", "batch"] = "realtime"
     embedded_warehouse_path: str = "../.judgeflow/warehouse.sqlite"
     source: SourceConfig = SourceConfig()
     batching: BatchingConfig = BatchingConfig()
     judge: JudgeConfig = JudgeConfig()
     cache: CacheConfig = CacheConfig()
     limits: RateLimitConfig = RateLimitConfig()
+    batch_mode: BatchModeConfig = BatchModeConfig()
     budget: BudgetConfig = BudgetConfig()
     alerts: AlertConfig = AlertConfig()
     connections: ConnectionIds = ConnectionIds()
@@ -152,6 +162,7 @@ class RunParams(_Frozen):
     rubric: str | None = None
     limit: int | None = Field(None, ge=1)
     rescore: bool = False
+    mode: Literal["realtime", "batch"] | None = None
 
     @model_validator(mode="before")
     @classmethod

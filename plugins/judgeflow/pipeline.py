@@ -17,6 +17,7 @@ from typing import Any
 
 from judgeflow.config import RunParams, Settings, load_settings, parse_run_params
 from judgeflow.connections import warehouse_url
+from judgeflow.judge.caching import prefix_report
 from judgeflow.records import BatchRef
 from judgeflow.rubric import Rubric, load_rubric
 from judgeflow.warehouse import Warehouse
@@ -72,13 +73,17 @@ class Job:
 
     @classmethod
     def open(cls, settings_path: str, context: Any) -> Job:
-        """``JUDGEFLOW_SETTINGS`` in the worker's environment overrides the DAG's settings file."""
         run = RunContext.from_airflow(context)
-        settings = load_settings(os.environ.get("JUDGEFLOW_SETTINGS") or settings_path)
+        settings = load_settings_for(settings_path)
         rubric = load_rubric(settings.rubric_dir, run.params.rubric or settings.rubric)
         url = warehouse_url(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
         warehouse = Warehouse.from_url(url, settings.source)
         return cls(run, settings, rubric, warehouse)
+
+
+def load_settings_for(settings_path: str) -> Settings:
+    """``JUDGEFLOW_SETTINGS`` in the worker's environment overrides the DAG's settings file."""
+    return load_settings(os.environ.get("JUDGEFLOW_SETTINGS") or settings_path)
 
 
 def extract_responses(settings_path: str, context: Any) -> list[dict[str, Any]]:
@@ -100,6 +105,7 @@ def extract_responses(settings_path: str, context: Any) -> list[dict[str, Any]]:
         max_batches=batching.max_batches,
     )
     batches = job.warehouse.plan_batches(run.run_key)
+    log.info("rubric %s: %s", job.rubric.name, prefix_report(job.rubric).describe())
     log.info(
         "rubric %s %s, interval %s..%s: %d responses to judge in %d batches",
         job.rubric.name,

@@ -12,6 +12,8 @@ Tables judgeflow owns (created on first use; the source table is the application
   so rescoring under a new rubric version keeps the old rows.
 - ``judge_errors``: a response that has no score, and why; removed when it is later scored.
 - ``judge_runs``: one summary row per run.
+- ``judge_message_batches``: the Message Batches a score task submitted, recorded before it waits,
+  so a retried or restarted task re-attaches to them instead of paying twice.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Warehouse:
         self.source = self._reflect_source()
         id_type = self.source.c[source.id_column].type
         self.items, self.scores, self.criterion_scores, self.errors, self.runs = _judge_tables(self.metadata, id_type)
+        self.message_batches = _message_batches_table(self.metadata)
 
     @classmethod
     def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
@@ -82,7 +85,14 @@ class Warehouse:
 
     def ensure_schema(self) -> None:
         """Create judgeflow's tables if missing (never touches the source table)."""
-        judge_tables = [self.items, self.scores, self.criterion_scores, self.errors, self.runs]
+        judge_tables = [
+            self.items,
+            self.scores,
+            self.criterion_scores,
+            self.errors,
+            self.runs,
+            self.message_batches,
+        ]
         with self._errors_as("create tables"):
             self.metadata.create_all(self.engine, tables=judge_tables, checkfirst=True)
 
@@ -289,6 +299,38 @@ class Warehouse:
             run_spent, day_spent = conn.execute(query).one()
         return float(run_spent), float(day_spent)
 
+    def record_message_batch(
+        self, *, ref: BatchRef, part: int, anthropic_batch_id: str, requests: int, created_at: dt.datetime
+    ) -> None:
+        """Remember a submitted Message Batch before waiting for it (idempotent per task and part)."""
+        row = {
+            "run_key": ref.run_key,
+            "batch_index": ref.batch_index,
+            "part": part,
+            "anthropic_batch_id": anthropic_batch_id,
+            "requests": requests,
+            "status": "submitted",
+            "created_at": created_at,
+        }
+        with self._errors_as("record message batch"), self.engine.begin() as conn:
+            self._upsert(conn, self.message_batches, [row])
+
+    def message_batches_for(self, ref: BatchRef) -> list[dict[str, Any]]:
+        """The Message Batches this score task submitted, in part order."""
+        table = self.message_batches
+        query = (
+            select(table)
+            .where(table.c.run_key == ref.run_key, table.c.batch_index == ref.batch_index)
+            .order_by(table.c.part)
+        )
+        with self._errors_as("read message batches"), self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def set_message_batch_status(self, anthropic_batch_id: str, status: str) -> None:
+        table = self.message_batches
+        with self._errors_as("update message batch"), self.engine.begin() as conn:
+            conn.execute(table.update().where(table.c.anthropic_batch_id == anthropic_batch_id).values(status=status))
+
     def record_run(self, row: dict[str, Any]) -> None:
         with self._errors_as("record run"), self.engine.begin() as conn:
             self._upsert(conn, self.runs, [row])
@@ -489,6 +531,20 @@ def _judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table
         Column("finished_at", DateTime(timezone=True), nullable=False),
     )
     return items, scores, criterion_scores, errors, runs
+
+
+def _message_batches_table(metadata: MetaData) -> Table:
+    return Table(
+        "judge_message_batches",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("batch_index", Integer, primary_key=True),
+        Column("part", Integer, primary_key=True),
+        Column("anthropic_batch_id", String(100), nullable=False, unique=True),
+        Column("requests", Integer, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:

@@ -41,8 +41,11 @@ def test_tasks_and_dependencies(bag) -> None:  # type: ignore[no-untyped-def]
 def test_score_batch_is_mapped_with_a_readable_label(bag) -> None:  # type: ignore[no-untyped-def]
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
+    from judgeflow.operators import ScoreBatchOperator
+
     task = bag.dags[DAG_ID].get_task("score_batch")
     assert isinstance(task, MappedOperator)
+    assert task.operator_class is ScoreBatchOperator
     assert task.map_index_template == "{{ batch_label }}"
     assert task.pool == "judge_api", "the pool caps score tasks running at once"
 
@@ -64,9 +67,10 @@ def test_defaults_owner_retries_and_failure_notifier(bag) -> None:  # type: igno
 
 def test_params_for_manual_runs(bag) -> None:  # type: ignore[no-untyped-def]
     params = bag.dags[DAG_ID].params
-    assert set(params.keys()) == {"rubric", "limit", "rescore"}
+    assert set(params.keys()) == {"rubric", "limit", "rescore", "mode"}
     assert params["rescore"] is False
     assert params["limit"] is None
+    assert params["mode"] is None, "the settings choose realtime or batch unless a run says otherwise"
 
 
 def test_parsing_is_cheap() -> None:

@@ -167,7 +167,8 @@ def test_price_for_unknown_model_is_a_config_error(model: str) -> None:
             RunParams(rubric="tone", limit=25, rescore=True),
             id="values",
         ),
-        pytest.param({"rubric": None, "mode": "live", "dry_run": True}, RunParams(), id="other-params-ignored"),
+        pytest.param({"rubric": None, "dry_run": True, "owner": "x"}, RunParams(), id="other-params-ignored"),
+        pytest.param({"mode": "batch"}, RunParams(mode="batch"), id="mode"),
     ],
 )
 def test_parse_run_params(params: dict[str, Any], expected: RunParams) -> None:
@@ -178,3 +179,8 @@ def test_parse_run_params(params: dict[str, Any], expected: RunParams) -> None:
 def test_parse_run_params_rejects_a_limit_below_one(limit: int) -> None:
     with pytest.raises(ConfigError, match=r"DAG params: limit: Input should be greater than or equal to 1"):
         parse_run_params({"limit": limit})
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ConfigError, match="mode"):
+        parse_run_params({"mode": "live"})
