@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test bench bench-cost lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(BIN)/.installed  ## the whole test suite (unit, DAG, integration on SQLi
 
 bench: $(BIN)/.installed  ## throughput at the emulator's rate limit vs a 10-thread baseline (N=5000; N=... to change)
 	$(BIN)/judgeflow bench --n $(or $(N),5000)
+
+bench-cost: $(BIN)/.installed  ## dollars per 1,000 responses: usual vs realtime and batch with caching
+	$(BIN)/judgeflow bench-cost
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check plugins dags tests

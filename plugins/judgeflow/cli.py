@@ -5,6 +5,7 @@
 - ``judgeflow emulator``: the local Messages API emulator, in the foreground.
 - ``judgeflow seed``: fill a warehouse with generated sample responses.
 - ``judgeflow bench``: throughput at the rate limit against the usual thread pool (``--help``).
+- ``judgeflow bench-cost``: dollars per 1,000 responses, the usual way and judgeflow's (``--help``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--workdir", type=Path, default=PROJECT_ROOT / ".judgeflow" / "demo")
     commands.add_parser("emulator", help="the Messages API emulator (see --help)", add_help=False)
     commands.add_parser("bench", help="the throughput benchmark (see --help)", add_help=False)
+    commands.add_parser("bench-cost", help="dollars per 1,000 responses, by mode (see --help)", add_help=False)
     seed = commands.add_parser("seed", help="insert generated responses into a warehouse")
     seed.add_argument("--url", required=True, help="SQLAlchemy URL of the warehouse")
     seed.add_argument("--count", type=int, default=500)
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from judgeflow.bench import main as bench_main
 
         return bench_main(rest)
+    if args.command == "bench-cost":
+        from judgeflow.bench_cost import main as bench_cost_main
+
+        return bench_cost_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "seed":
