@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from judgeflow.records import Verdict
+from judgeflow.sqlite_wal import switch_to_wal
 
 if TYPE_CHECKING:
     import redis
@@ -260,7 +261,7 @@ class EmbeddedVerdictCache(_FailSafeCache):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            switch_to_wal(conn)
             with conn:
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS verdicts "

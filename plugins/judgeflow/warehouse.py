@@ -54,6 +54,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from judgeflow.config import SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
+from judgeflow.sqlite_wal import switch_to_wal
 
 log = logging.getLogger(__name__)
 
@@ -548,10 +549,7 @@ def _message_batches_table(metadata: MetaData) -> Table:
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    """Write-ahead logging: readers never block the writer, and parallel tasks take turns writing."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+    switch_to_wal(dbapi_connection)
 
 
 def _as_int(column: Any) -> Any:
