@@ -18,6 +18,7 @@ from http.client import HTTPException
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
+from judgeflow.alert_state import AlertPlan, regression_key
 from judgeflow.regression import MetricComparison, RegressionReport
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class AlertContext:
     threshold: float
     report: RegressionReport
     left_for_budget: int = 0
+    plan: AlertPlan | None = None
+    """What on-call already knows; without it every regression and low average is announced."""
 
     @property
     def judge_errors(self) -> int:
@@ -97,13 +100,21 @@ def decide_alert(ctx: AlertContext) -> AlertDecision:
     The three are independent: each one that holds adds its reason, so the message says all of them.
     """
     reasons: list[str] = []
-    if _below_threshold(ctx):
+    announce = None if ctx.plan is None else {*ctx.plan.new, *ctx.plan.worsening}
+    if _below_threshold(ctx) and (announce is None or ROLLING_AVERAGE_KEY in announce):
         reasons.append(
             f"rolling average {ctx.rolling_average:.2f} is below the threshold {ctx.threshold:.2f} "
             f"(n={ctx.rolling_count})"
         )
-    if ctx.report.has_regression:
-        reasons.append("significant regression in " + ", ".join(c.metric for c in ctx.report.regressions))
+    regressed = [k for k in _regression_keys(ctx) if announce is None or k in announce]
+    if regressed:
+        worse = set(ctx.plan.worsening) if ctx.plan else set()
+        reasons.append(
+            "significant regression in "
+            + ", ".join(f"{k} (worse since the last alert)" if k in worse else k for k in regressed)
+        )
+    if ctx.plan is not None and ctx.plan.recovered:
+        reasons.append("recovered: " + ", ".join(ctx.plan.recovered))
     if _judge_unhealthy(ctx):
         reasons.append(
             f"judge errors: {ctx.judge_errors} of {ctx.extracted} responses ({ctx.error_rate:.1%}) "
@@ -222,6 +233,36 @@ def failure_notifier(conn_id: str) -> SlackWebhookNotifier:
     return SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=FAILURE_TEXT)
 
 
+ROLLING_AVERAGE_KEY = "rolling average"
+
+
+def _regression_keys(ctx: AlertContext) -> list[str]:
+    return [regression_key(c.metric, getattr(c, "segment", None)) for c in ctx.report.regressions]
+
+
+def quality_findings(ctx: AlertContext) -> dict[str, float]:
+    """Today's quality problems, keyed for the alert state: regressions and a low rolling average."""
+    found = {
+        regression_key(c.metric, getattr(c, "segment", None)): float(c.difference or 0.0)
+        for c in ctx.report.regressions
+    }
+    if _below_threshold(ctx) and ctx.rolling_average is not None:
+        found[ROLLING_AVERAGE_KEY] = ctx.rolling_average - ctx.threshold
+    return found
+
+
+def quality_differences(ctx: AlertContext) -> dict[str, float]:
+    """Today's difference for every comparison with one, significant or not (for recovery)."""
+    found = {
+        regression_key(c.metric, getattr(c, "segment", None)): float(c.difference)
+        for c in ctx.report.comparisons
+        if c.difference is not None
+    }
+    if ctx.rolling_average is not None:
+        found[ROLLING_AVERAGE_KEY] = ctx.rolling_average - ctx.threshold
+    return found
+
+
 def _below_threshold(ctx: AlertContext) -> bool:
     return ctx.rolling_average is not None and ctx.rolling_average < ctx.threshold
 
@@ -232,12 +273,15 @@ def _judge_unhealthy(ctx: AlertContext) -> bool:
 
 def _headline(ctx: AlertContext) -> str:
     rubric = f"{ctx.rubric_name} (v{ctx.rubric_version})"
-    if _below_threshold(ctx) or ctx.report.has_regression:
+    announce = None if ctx.plan is None else {*ctx.plan.new, *ctx.plan.worsening}
+    if (_below_threshold(ctx) or ctx.report.has_regression) and (announce is None or announce):
         return f"judgeflow: quality drop in {rubric}"
     if _judge_unhealthy(ctx):
         return f"judgeflow: judge errors in {rubric}"
     if ctx.left_for_budget > 0:
         return f"judgeflow: budget reached in {rubric}"
+    if ctx.plan is not None and ctx.plan.recovered:
+        return f"judgeflow: {rubric} recovered"
     return f"judgeflow: {rubric} looks fine"
 
 

@@ -223,6 +223,12 @@ def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
         min_drop=alerts.min_drop,
     )
     average, count = rolling_average(frame, end=run.interval_end, days=alerts.rolling_days)
+    job.warehouse.record_comparisons(
+        run_key=run.run_key,
+        rubric_name=job.rubric.name,
+        rubric_version=job.rubric.version_key,
+        rows=report.to_json()["comparisons"],
+    )
     log.info(
         "rolling %d-day average %s over %d scores; regressions: %s",
         alerts.rolling_days,
@@ -236,8 +242,22 @@ def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
 def alert_on_call(
     settings_path: str, summary: dict[str, Any], comparison: dict[str, Any], context: Any
 ) -> dict[str, Any]:
-    """Post to Slack when quality or judge health needs a person; Slack trouble never fails the run."""
-    from judgeflow.alerts import AlertContext, airflow_run_url, build_alert_blocks, decide_alert, send_alert
+    """Post to Slack when quality or judge health needs a person; Slack trouble never fails the run.
+
+    A regression on-call already heard about stays quiet until it worsens or recovers. What on-call
+    knows is saved only after Slack took the message, so an outage never swallows an alert."""
+    import dataclasses
+
+    from judgeflow.alert_state import plan_alerts
+    from judgeflow.alerts import (
+        AlertContext,
+        airflow_run_url,
+        build_alert_blocks,
+        decide_alert,
+        quality_differences,
+        quality_findings,
+        send_alert,
+    )
     from judgeflow.regression import RegressionReport
 
     job = Job.open(settings_path, context)
@@ -261,13 +281,26 @@ def alert_on_call(
         report=RegressionReport.from_json(comparison["report"]),
         left_for_budget=int(summary.get("left_for_budget", 0)),
     )
+    known = job.warehouse.open_regressions(job.rubric.name, job.rubric.version_key)
+    plan = plan_alerts(
+        known,
+        quality_findings(ctx),
+        differences=quality_differences(ctx),
+        worsen_by=alerts.min_drop,
+        recover_within=alerts.min_drop / 2,
+    )
+    ctx = dataclasses.replace(ctx, plan=plan)
     decision = decide_alert(ctx)
     if not decision.should_alert:
-        log.info("no alert: quality and judge health within bounds")
-        return {"alerted": False, "sent": False, "reasons": []}
+        log.info("no alert: nothing new for on-call (still open: %s)", list(plan.ongoing) or "none")
+        return {"alerted": False, "sent": False, "reasons": [], "ongoing": list(plan.ongoing)}
     text, blocks = build_alert_blocks(ctx, decision)
     sent = send_alert(conn_id=job.settings.connections.slack, text=text, blocks=blocks)
-    return {"alerted": True, "sent": sent, "reasons": list(decision.reasons)}
+    if sent:
+        job.warehouse.save_open_regressions(
+            job.rubric.name, job.rubric.version_key, plan.open_after(known, run.interval_end)
+        )
+    return {"alerted": True, "sent": sent, "reasons": list(decision.reasons), "ongoing": list(plan.ongoing)}
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

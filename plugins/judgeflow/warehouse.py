@@ -14,6 +14,9 @@ Tables judgeflow owns (created on first use; the source table is the application
 - ``judge_runs``: one summary row per run.
 - ``judge_message_batches``: the Message Batches a score task submitted, recorded before it waits,
   so a retried or restarted task re-attaches to them instead of paying twice.
+- ``judge_comparisons``: one row per comparison per run (metric, segment, windows, test, status),
+  so trends can be queried.
+- ``judge_alert_state``: the regressions on-call has been told about and not yet seen recover.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
+from judgeflow.alert_state import OpenRegression
 from judgeflow.config import SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
@@ -74,6 +78,7 @@ class Warehouse:
         id_type = self.source.c[source.id_column].type
         self.items, self.scores, self.criterion_scores, self.errors, self.runs = _judge_tables(self.metadata, id_type)
         self.message_batches = _message_batches_table(self.metadata)
+        self.comparisons, self.alert_state = _alert_tables(self.metadata)
 
     @classmethod
     def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
@@ -93,6 +98,8 @@ class Warehouse:
             self.errors,
             self.runs,
             self.message_batches,
+            self.comparisons,
+            self.alert_state,
         ]
         with self._errors_as("create tables"):
             self.metadata.create_all(self.engine, tables=judge_tables, checkfirst=True)
@@ -332,6 +339,62 @@ class Warehouse:
         with self._errors_as("update message batch"), self.engine.begin() as conn:
             conn.execute(table.update().where(table.c.anthropic_batch_id == anthropic_batch_id).values(status=status))
 
+    def record_comparisons(
+        self, *, run_key: str, rubric_name: str, rubric_version: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """Replace the run's comparison rows (a rerun of the step writes them again, not twice)."""
+        table = self.comparisons
+        stored = [
+            {
+                "run_key": run_key,
+                "rubric_name": rubric_name,
+                "rubric_version": rubric_version,
+                "metric": row["metric"],
+                "segment": row.get("segment") or "",
+                "status": str(row["status"]),
+                "baseline_n": int(row["baseline_n"]),
+                "current_n": int(row["current_n"]),
+                "difference": row.get("difference"),
+                "p_value": row.get("p_value"),
+                "details": row,
+            }
+            for row in rows
+        ]
+        with self._errors_as("record comparisons"), self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.run_key == run_key))
+            if stored:
+                conn.execute(table.insert(), stored)
+
+    def open_regressions(self, rubric_name: str, rubric_version: str) -> dict[str, OpenRegression]:
+        table = self.alert_state
+        query = select(table).where(table.c.rubric_name == rubric_name, table.c.rubric_version == rubric_version)
+        with self._errors_as("read alert state"), self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return {
+            row["regression"]: OpenRegression(row["regression"], float(row["difference"]), _aware(row["opened_at"]))
+            for row in rows
+        }
+
+    def save_open_regressions(self, rubric_name: str, rubric_version: str, open_now: dict[str, OpenRegression]) -> None:
+        """Store what on-call now knows; called only after the alert reached Slack."""
+        table = self.alert_state
+        rows = [
+            {
+                "rubric_name": rubric_name,
+                "rubric_version": rubric_version,
+                "regression": item.key,
+                "difference": item.difference,
+                "opened_at": item.opened_at,
+            }
+            for item in open_now.values()
+        ]
+        with self._errors_as("save alert state"), self.engine.begin() as conn:
+            conn.execute(
+                delete(table).where(table.c.rubric_name == rubric_name, table.c.rubric_version == rubric_version)
+            )
+            if rows:
+                conn.execute(table.insert(), rows)
+
     def record_run(self, row: dict[str, Any]) -> None:
         with self._errors_as("record run"), self.engine.begin() as conn:
             self._upsert(conn, self.runs, [row])
@@ -546,6 +609,39 @@ def _message_batches_table(metadata: MetaData) -> Table:
         Column("status", String(20), nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
     )
+
+
+def _alert_tables(metadata: MetaData) -> tuple[Table, Table]:
+    comparisons = Table(
+        "judge_comparisons",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("segment", String(200), primary_key=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("baseline_n", Integer, nullable=False),
+        Column("current_n", Integer, nullable=False),
+        Column("difference", Float),
+        Column("p_value", Float),
+        Column("details", JSON),
+    )
+    alert_state = Table(
+        "judge_alert_state",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("regression", String(300), primary_key=True),
+        Column("difference", Float, nullable=False),
+        Column("opened_at", DateTime(timezone=True), nullable=False),
+    )
+    return comparisons, alert_state
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite gives timestamps back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
