@@ -1,0 +1,131 @@
+"""The tables judgeflow owns in the warehouse, defined once for SQLite and PostgreSQL.
+
+``response_id`` columns take the source table's id type, so joins back to the application's
+responses need no casts. See :mod:`judgeflow.warehouse` for what each table is for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
+
+
+def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
+    items = Table(
+        "judge_run_items",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("response_id", id_type, primary_key=True),
+        Column("batch_index", Integer, nullable=False),
+        Index("ix_judge_run_items_batch", "run_key", "batch_index"),
+    )
+    key = [
+        Column("response_id", id_type, primary_key=True),
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+    ]
+    scores = Table(
+        "judge_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("overall", Float, nullable=False),
+        Column("rationale", Text, nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cache_write_tokens", Integer, nullable=False),
+        Column("cache_read_tokens", Integer, nullable=False),
+        Column("cost_usd", Float, nullable=False),
+        Column("latency_ms", Integer, nullable=False),
+        Column("cache_hit", Boolean, nullable=False),
+        Column("truncated", Boolean, nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("scored_at", DateTime(timezone=True), nullable=False),
+        Index("ix_judge_scores_rubric_scored_at", "rubric_name", "rubric_version", "scored_at"),
+        Index("ix_judge_scores_run", "dag_run_id"),
+    )
+    criterion_scores = Table(
+        "judge_criterion_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("criterion", String(40), primary_key=True),
+        Column("score", Integer, nullable=False),
+        Column("rationale", Text, nullable=False),
+    )
+    errors = Table(
+        "judge_errors",
+        metadata,
+        *[c.copy() for c in key],
+        Column("kind", String(32), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("retryable", Boolean, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("raw_reply", Text),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+    )
+    runs = Table(
+        "judge_runs",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("dag_id", String(250), nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("interval_start", DateTime(timezone=True), nullable=False),
+        Column("interval_end", DateTime(timezone=True), nullable=False),
+        Column("extracted", Integer, nullable=False),
+        Column("scored", Integer, nullable=False),
+        Column("from_cache", Integer, nullable=False),
+        Column("errors", Integer, nullable=False),
+        Column("unaccounted", Integer, nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cost_usd", Float, nullable=False),
+        Column("details", JSON),
+        Column("finished_at", DateTime(timezone=True), nullable=False),
+    )
+    return items, scores, criterion_scores, errors, runs
+
+
+def message_batches_table(metadata: MetaData) -> Table:
+    return Table(
+        "judge_message_batches",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("batch_index", Integer, primary_key=True),
+        Column("part", Integer, primary_key=True),
+        Column("anthropic_batch_id", String(100), nullable=False, unique=True),
+        Column("requests", Integer, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def alert_tables(metadata: MetaData) -> tuple[Table, Table]:
+    comparisons = Table(
+        "judge_comparisons",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("segment", String(200), primary_key=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("baseline_n", Integer, nullable=False),
+        Column("current_n", Integer, nullable=False),
+        Column("difference", Float),
+        Column("p_value", Float),
+        Column("details", JSON),
+    )
+    alert_state = Table(
+        "judge_alert_state",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("regression", String(300), primary_key=True),
+        Column("difference", Float, nullable=False),
+        Column("opened_at", DateTime(timezone=True), nullable=False),
+    )
+    return comparisons, alert_state
