@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -45,6 +46,33 @@ FAILURE_TEXT = (
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentExample:
+    """A segment that pulls the day's average down, and its lowest-scoring response."""
+
+    segment: str
+    n: int
+    mean: float
+    pull: float
+    response_id: str
+    score: float
+    rationale: str
+
+
+_REDACTIONS = (
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
+    (re.compile(r"(?<![\w])\+?\d[\d ().-]{7,}\d(?![\w])"), "[phone]"),
+    (re.compile(r"\b(?:sk|pk|rk|api|key|token|secret)[-_][A-Za-z0-9_-]{8,}|\b[A-Za-z0-9_-]{32,}\b"), "[key]"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask e-mail addresses, phone numbers and things that look like keys before Slack sees them."""
+    for pattern, mask in _REDACTIONS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
 class AlertContext:
     """Everything the alert needs to know about one run, gathered by the pipeline.
 
@@ -73,6 +101,8 @@ class AlertContext:
     left_for_budget: int = 0
     plan: AlertPlan | None = None
     """What on-call already knows; without it every regression and low average is announced."""
+    where: tuple[SegmentExample, ...] = ()
+    """The segments pulling the average down most, each with its worst response."""
 
     @property
     def judge_errors(self) -> int:
@@ -143,6 +173,9 @@ def build_alert_blocks(ctx: AlertContext, decision: AlertDecision) -> tuple[str,
     if ctx.report.regressions:
         lines = [f"• {_escape(format_regression_line(c))}" for c in ctx.report.regressions]
         blocks.append(_section(truncate_lines("*Regressed metrics* (baseline → current)", lines)))
+    if ctx.where and ctx.report.regressions:
+        lines = [_where_line(e) for e in ctx.where[:3]]
+        blocks.append(_section(truncate_lines("*Where it dropped*", lines)))
     blocks.append(
         {
             "type": "context",
@@ -166,13 +199,21 @@ def build_alert_blocks(ctx: AlertContext, decision: AlertDecision) -> tuple[str,
     return text, blocks
 
 
+def _where_line(e: SegmentExample) -> str:
+    rationale = _escape(truncate(redact(e.rationale), 200))
+    return (
+        f"• {_escape(e.segment)}: mean {e.mean:.2f} over {e.n}, pulls the average by {_signed(e.pull)}; "
+        f"worst #{_escape(str(e.response_id))} scored {e.score:.1f}: _{rationale}_"
+    )
+
+
 def format_regression_line(c: MetricComparison) -> str:
     """``accuracy: 4.10 → 3.20 (-0.90), p=0.001, n=120 vs 140``: baseline first, then current.
 
     The difference is signed with a typographic :data:`MINUS`.
     """
     return (
-        f"{c.metric}: {_num(c.baseline_mean)} → {_num(c.current_mean)} ({_signed(c.difference)}), "
+        f"{c.label}: {_num(c.baseline_mean)} → {_num(c.current_mean)} ({_signed(c.difference)}), "
         f"{_p(c.p_value)}, n={c.baseline_n} vs {c.current_n}"
     )
 

@@ -200,7 +200,7 @@ def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], conte
 
 def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
     """This interval against the baseline days before it, overall and per criterion."""
-    from judgeflow.regression import compare_windows, rolling_average
+    from judgeflow.regression import compare_windows, rolling_average, root_causes
 
     job = Job.open(settings_path, context)
     alerts, run = job.settings.alerts, job.run
@@ -221,6 +221,13 @@ def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
         alpha=alerts.alpha,
         min_samples=alerts.min_samples,
         min_drop=alerts.min_drop,
+        segment_columns=job.warehouse.segment_names(),
+    )
+    pulls = root_causes(
+        frame,
+        current_start=run.interval_start,
+        current_end=run.interval_end,
+        segment_columns=job.warehouse.segment_names(),
     )
     average, count = rolling_average(frame, end=run.interval_end, days=alerts.rolling_days)
     job.warehouse.record_comparisons(
@@ -236,7 +243,8 @@ def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
         count,
         [r.metric for r in report.regressions],
     )
-    return {"report": report.to_json(), "rolling_average": average, "rolling_count": count}
+    pulling_down = [p.to_json() for p in pulls if p.pull < 0][:3]
+    return {"report": report.to_json(), "rolling_average": average, "rolling_count": count, "pulls": pulling_down}
 
 
 def alert_on_call(
@@ -281,6 +289,7 @@ def alert_on_call(
         report=RegressionReport.from_json(comparison["report"]),
         left_for_budget=int(summary.get("left_for_budget", 0)),
     )
+    ctx = dataclasses.replace(ctx, where=_segment_examples(job, comparison.get("pulls", [])))
     known = job.warehouse.open_regressions(job.rubric.name, job.rubric.version_key)
     plan = plan_alerts(
         known,
@@ -301,6 +310,28 @@ def alert_on_call(
             job.rubric.name, job.rubric.version_key, plan.open_after(known, run.interval_end)
         )
     return {"alerted": True, "sent": sent, "reasons": list(decision.reasons), "ongoing": list(plan.ongoing)}
+
+
+def _segment_examples(job: Job, pulls: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """The segments pulling the average down, each with its worst response and the judge's reason."""
+    from judgeflow.alerts import SegmentExample
+
+    worst = [(p, p["worst"][0]) for p in pulls if p.get("worst")]
+    reasons = job.warehouse.rationales(
+        [w["response_id"] for _, w in worst], rubric_name=job.rubric.name, rubric_version=job.rubric.version_key
+    )
+    return tuple(
+        SegmentExample(
+            segment=p["segment"],
+            n=int(p["n"]),
+            mean=float(p["mean"]),
+            pull=float(p["pull"]),
+            response_id=str(w["response_id"]),
+            score=float(w["score"]),
+            rationale=reasons.get(str(w["response_id"]), ""),
+        )
+        for p, w in worst
+    )
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -357,6 +357,26 @@ class Warehouse:
             if stored:
                 conn.execute(table.insert(), stored)
 
+    def segment_names(self) -> list[str]:
+        """The configured segment columns the source table really has."""
+        return self._segment_names()
+
+    def rationales(self, response_ids: Sequence[Any], *, rubric_name: str, rubric_version: str) -> dict[str, str]:
+        """The judge's rationale for each of these responses (keys as text), for alert examples."""
+        scores = self.scores
+        try:  # ids may arrive as text (from JSON); PostgreSQL will not compare integer = varchar
+            python_type = scores.c.response_id.type.python_type
+            ids = [python_type(rid) for rid in response_ids]
+        except (NotImplementedError, TypeError, ValueError):
+            ids = list(response_ids)
+        query = select(scores.c.response_id, scores.c.rationale).where(
+            scores.c.rubric_name == rubric_name,
+            scores.c.rubric_version == rubric_version,
+            scores.c.response_id.in_(ids),
+        )
+        with self._errors_as("read rationales"), self.engine.connect() as conn:
+            return {str(rid): rationale for rid, rationale in conn.execute(query).all()}
+
     def open_regressions(self, rubric_name: str, rubric_version: str) -> dict[str, OpenRegression]:
         table = self.alert_state
         query = select(table).where(table.c.rubric_name == rubric_name, table.c.rubric_version == rubric_version)

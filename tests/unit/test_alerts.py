@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -14,11 +15,13 @@ from judgeflow.alerts import (
     SECTION_MAX_CHARS,
     AlertContext,
     AlertDecision,
+    SegmentExample,
     airflow_run_url,
     build_alert_blocks,
     decide_alert,
     failure_notifier,
     format_regression_line,
+    redact,
     truncate,
     truncate_lines,
 )
@@ -247,3 +250,38 @@ def test_failure_notifier_templates_dag_task_run_and_log() -> None:
     assert notifier.slack_webhook_conn_id == "slack_oncall"
     for field in ["{{ dag.dag_id }}", "{{ ti.task_id }}", "{{ run_id }}", "{{ ti.log_url }}"]:
         assert field in notifier.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("write to jo.doe+x@example.co.uk today", "write to [email] today", id="email"),
+        pytest.param("call +44 20 7946 0958 now", "call [phone] now", id="phone"),
+        pytest.param("use sk-ant-abcdefghijklmnop here", "use [key] here", id="prefixed-key"),
+        pytest.param("token 0123456789abcdef0123456789abcdef01", "token [key]", id="long-token"),
+        pytest.param("order 12345 shipped in 3 days", "order 12345 shipped in 3 days", id="plain-numbers-kept"),
+    ],
+)
+def test_redact_masks_contact_details_and_keys(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_where_it_dropped_names_the_segment_with_a_redacted_worst_example() -> None:
+    example = SegmentExample(
+        segment="topic=shipping",
+        n=40,
+        mean=1.8,
+        pull=-0.42,
+        response_id="977",
+        score=1.0,
+        rationale="accuracy: told the customer to email refunds@shop.example for a refund",
+    )
+    ctx = context(report=REGRESSED, where=(example,))
+    text, blocks = build_alert_blocks(ctx, decide_alert(ctx))
+    where = [b for b in blocks if b.get("type") == "section" and "Where it dropped" in json.dumps(b)]
+    assert len(where) == 1
+    rendered = json.dumps(where[0])
+    assert "topic=shipping" in rendered and "#977" in rendered and "[email]" in rendered
+    assert "refunds@shop.example" not in json.dumps(blocks) + text
+    for block in blocks:
+        Block.parse(block).validate_json()
