@@ -103,6 +103,10 @@ class AlertContext:
     """What on-call already knows; without it every regression and low average is announced."""
     where: tuple[SegmentExample, ...] = ()
     """The segments pulling the average down most, each with its worst response."""
+    malformed: int = 0
+    """Responses whose verdict never validated (parse failures), part of ``errors``."""
+    max_error_rate: float = JUDGE_ERROR_RATE_LIMIT
+    budget_usd: float | None = None
 
     @property
     def judge_errors(self) -> int:
@@ -148,7 +152,7 @@ def decide_alert(ctx: AlertContext) -> AlertDecision:
     if _judge_unhealthy(ctx):
         reasons.append(
             f"judge errors: {ctx.judge_errors} of {ctx.extracted} responses ({ctx.error_rate:.1%}) "
-            f"above {JUDGE_ERROR_RATE_LIMIT:.0%}"
+            f"above {ctx.max_error_rate:.0%}"
         )
     if ctx.left_for_budget > 0:
         reasons.append(f"budget cap reached: {ctx.left_for_budget} responses left unscored for the next run")
@@ -309,7 +313,7 @@ def _below_threshold(ctx: AlertContext) -> bool:
 
 
 def _judge_unhealthy(ctx: AlertContext) -> bool:
-    return ctx.judge_errors > 0 and ctx.error_rate > JUDGE_ERROR_RATE_LIMIT
+    return ctx.judge_errors > 0 and ctx.error_rate > ctx.max_error_rate
 
 
 def _headline(ctx: AlertContext) -> str:
@@ -335,9 +339,10 @@ def _number_fields(ctx: AlertContext) -> list[dict[str, Any]]:
     fields = {
         "Rolling average": rolling,
         "Scored": f"{ctx.scored} of {ctx.extracted} extracted ({ctx.from_cache} from cache)",
-        "Judge errors": f"{ctx.judge_errors} ({ctx.error_rate:.1%})",
+        "Judge errors": f"{ctx.judge_errors} ({ctx.error_rate:.1%}), {ctx.malformed} unparseable verdicts",
+        "Coverage": f"{ctx.scored / ctx.extracted:.1%} scored" if ctx.extracted else "nothing extracted",
         "Left for budget": str(ctx.left_for_budget),
-        "Cost": f"${ctx.cost_usd:,.2f}",
+        "Cost": f"${ctx.cost_usd:,.2f}" + (f" of ${ctx.budget_usd:,.2f} budget" if ctx.budget_usd else ""),
     }
     return [
         {"type": "mrkdwn", "text": truncate(f"*{name}*\n{_escape(value)}", FIELD_MAX_CHARS)}

@@ -103,6 +103,7 @@ class AlertConfig(_Frozen):
     min_drop: float = Field(0.25, ge=0, description="smallest mean drop worth an alert")
     alpha: float = Field(0.05, gt=0, lt=1)
     min_samples: int = Field(30, ge=2)
+    max_judge_error_rate: float = Field(0.05, ge=0, le=1, description="health: share of responses the judge failed")
     airflow_base_url: str = "http://localhost:8080"
 
 

@@ -288,6 +288,9 @@ def alert_on_call(
         threshold=alerts.min_rolling_average,
         report=RegressionReport.from_json(comparison["report"]),
         left_for_budget=int(summary.get("left_for_budget", 0)),
+        malformed=int(summary.get("malformed", 0)),
+        max_error_rate=alerts.max_judge_error_rate,
+        budget_usd=job.settings.budget.max_cost_usd_per_run,
     )
     ctx = dataclasses.replace(ctx, where=_segment_examples(job, comparison.get("pulls", [])))
     known = job.warehouse.open_regressions(job.rubric.name, job.rubric.version_key)

@@ -260,6 +260,9 @@ class Warehouse:
                 func.coalesce(func.sum(case((errors.c.kind == ErrorKind.BUDGET_EXHAUSTED.value, 1), else_=0)), 0).label(
                     "left_for_budget"
                 ),
+                func.coalesce(
+                    func.sum(case((errors.c.kind == ErrorKind.MALFORMED_VERDICT.value, 1), else_=0)), 0
+                ).label("malformed"),
                 func.coalesce(func.sum(scores.c.input_tokens), 0).label("input_tokens"),
                 func.coalesce(func.sum(scores.c.output_tokens), 0).label("output_tokens"),
                 func.coalesce(func.sum(scores.c.cache_write_tokens), 0).label("cache_write_tokens"),
