@@ -107,6 +107,8 @@ class AlertContext:
     """Responses whose verdict never validated (parse failures), part of ``errors``."""
     max_error_rate: float = JUDGE_ERROR_RATE_LIMIT
     budget_usd: float | None = None
+    report_url: str = ""
+    """The run's HTML report (distributions and per-segment differences), linked from the message."""
 
     @property
     def judge_errors(self) -> int:
@@ -186,20 +188,16 @@ def build_alert_blocks(ctx: AlertContext, decision: AlertDecision) -> tuple[str,
             "elements": [{"type": "mrkdwn", "text": truncate(_run_line(ctx), SECTION_MAX_CHARS)}],
         }
     )
-    if 0 < len(ctx.run_url) <= URL_MAX_CHARS:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open the run in Airflow"},
-                        "url": ctx.run_url,
-                        "action_id": "judgeflow_open_run",
-                    }
-                ],
-            }
+    buttons = [
+        {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url, "action_id": action}
+        for label, url, action in (
+            ("Open the run in Airflow", ctx.run_url, "judgeflow_open_run"),
+            ("Open the report", ctx.report_url, "judgeflow_open_report"),
         )
+        if 0 < len(url) <= URL_MAX_CHARS
+    ]
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     return text, blocks
 
 

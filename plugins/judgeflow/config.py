@@ -104,6 +104,8 @@ class AlertConfig(_Frozen):
     alpha: float = Field(0.05, gt=0, lt=1)
     min_samples: int = Field(30, ge=2)
     max_judge_error_rate: float = Field(0.05, ge=0, le=1, description="health: share of responses the judge failed")
+    report_folder: str = Field("../.judgeflow/reports", description="local path or object storage URL")
+    report_base_url: str = Field("", description="where people open report_folder; empty = its own URL")
     airflow_base_url: str = "http://localhost:8080"
 
 
@@ -195,8 +197,15 @@ def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> 
             "rubric_dir": _beside(path, settings.rubric_dir),
             "embedded_warehouse_path": _beside(path, settings.embedded_warehouse_path),
             "cache": settings.cache.model_copy(update={"embedded_path": _beside(path, settings.cache.embedded_path)}),
+            "alerts": settings.alerts.model_copy(
+                update={"report_folder": _beside_unless_url(path, settings.alerts.report_folder)}
+            ),
         }
     )
+
+
+def _beside_unless_url(settings_file: Path, value: str) -> str:
+    return value if "://" in value else _beside(settings_file, value)
 
 
 def _beside(settings_file: Path, value: str) -> str:

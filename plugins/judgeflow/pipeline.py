@@ -244,7 +244,14 @@ def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
         [r.metric for r in report.regressions],
     )
     pulling_down = [p.to_json() for p in pulls if p.pull < 0][:3]
-    return {"report": report.to_json(), "rolling_average": average, "rolling_count": count, "pulls": pulling_down}
+    report_url = _write_report(job, frame, report)
+    return {
+        "report": report.to_json(),
+        "rolling_average": average,
+        "rolling_count": count,
+        "pulls": pulling_down,
+        "report_url": report_url,
+    }
 
 
 def alert_on_call(
@@ -291,6 +298,7 @@ def alert_on_call(
         malformed=int(summary.get("malformed", 0)),
         max_error_rate=alerts.max_judge_error_rate,
         budget_usd=job.settings.budget.max_cost_usd_per_run,
+        report_url=str(comparison.get("report_url") or ""),
     )
     ctx = dataclasses.replace(ctx, where=_segment_examples(job, comparison.get("pulls", [])))
     known = job.warehouse.open_regressions(job.rubric.name, job.rubric.version_key)
@@ -313,6 +321,29 @@ def alert_on_call(
             job.rubric.name, job.rubric.version_key, plan.open_after(known, run.interval_end)
         )
     return {"alerted": True, "sent": sent, "reasons": list(decision.reasons), "ongoing": list(plan.ongoing)}
+
+
+def _write_report(job: Job, frame: Any, report: Any) -> str:
+    """The run's HTML report; a failure to write it is logged, never fails the comparison."""
+    from judgeflow.report import write_run_report
+
+    alerts = job.settings.alerts
+    try:
+        url = write_run_report(
+            scores=frame,
+            report=report,
+            criteria=job.rubric.criterion_names,
+            folder=alerts.report_folder,
+            run_key=job.run.run_key,
+            title=f"judgeflow: {job.rubric.name} {job.rubric.version_key}, {job.run.interval_start:%Y-%m-%d}",
+        )
+    except Exception:
+        log.exception("could not write the run report to %s", alerts.report_folder)
+        return ""
+    if alerts.report_base_url:
+        url = alerts.report_base_url.rstrip("/") + "/" + url.rstrip("/").split("/")[-2] + "/index.html"
+    log.info("report: %s", url)
+    return url
 
 
 def _segment_examples(job: Job, pulls: list[dict[str, Any]]) -> tuple[Any, ...]:

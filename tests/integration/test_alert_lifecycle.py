@@ -57,6 +57,9 @@ def test_drop_alerts_once_then_recovers(tmp_path: Path, airflow_db: Path, monkey
 
     assert [r.state for r in (day1, day2, day3)] == ["success"] * 3
     assert after_day1 == 1 and "regression" in messages[0].lower()
+    assert "Open the report" in messages[0]
+    reports = list((tmp_path / "reports").glob("*/index.html"))
+    assert len(reports) == 3 and all(len(list(r.parent.glob("*.png"))) >= 1 for r in reports)
     assert "Where it dropped" in messages[0] and ("topic=shipping" in messages[0] or "topic=billing" in messages[0])
     assert after_day2 == 1, (
         f"the same open regression is not announced again: {[json.dumps(p)[:600] for p in slack.payloads]}"

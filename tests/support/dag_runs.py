@@ -60,7 +60,7 @@ def write_settings(folder: Path, **sections: Any) -> Path:
         "rubric_dir": str(ROOT / "include" / "rubrics"),
         "embedded_warehouse_path": str(folder / "embedded_warehouse.sqlite"),
         "cache": {"embedded_path": str(folder / "verdict_cache.sqlite")},
-        "alerts": {"min_samples": 5},
+        "alerts": {"min_samples": 5, "report_folder": str(folder / "reports")},
         "judge": {"backoff_base_s": 0.01, "backoff_max_s": 0.05},
     }
     for key, value in sections.items():
