@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from judgeflow.cache import VerdictCache, cache_key
+from judgeflow.cache import VerdictCache
 from judgeflow.config import ModelPrice, Settings
 from judgeflow.engine.judge_call import usage_of
+from judgeflow.engine.outcomes import OutcomeRecorder, response_key
 from judgeflow.engine.pricing import cost_usd
 from judgeflow.judge.prompt import build_request
 from judgeflow.judge.verdict import parse_verdict
@@ -86,20 +87,11 @@ class BatchJudge:
     ) -> None:
         self._rubric = rubric
         self._settings = settings
-        self._run_id = dag_run_id
-        self._now = now
         self._price: ModelPrice = settings.price_for(rubric.model)
+        self._outcomes = OutcomeRecorder(rubric, dag_run_id, settings.judge.max_response_chars, now)
 
     def key(self, item: ResponseItem) -> str | None:
-        if item.response is None or not item.response.strip():
-            return None
-        return cache_key(
-            rubric_version_key=self._rubric.version_key,
-            model=self._rubric.model,
-            question=item.question,
-            context=item.context,
-            response=item.response,
-        )
+        return response_key(self._rubric, item)
 
     def prepare(self, chunks: Iterable[Sequence[ResponseItem]], cache: VerdictCache) -> Prepared:
         """Invalid responses become errors, cache hits become scores, the rest one request per input."""
@@ -162,30 +154,8 @@ class BatchJudge:
         return collected, fresh
 
     def score(self, item: ResponseItem, verdict: Verdict, usage: Usage, *, cache_hit: bool) -> ScoreRecord:
-        return ScoreRecord(
-            response_id=item.response_id,
-            rubric_name=self._rubric.name,
-            rubric_version=self._rubric.version_key,
-            overall=verdict.overall,
-            criteria=verdict.criteria,
-            model=self._rubric.model,
-            usage=usage,
-            cost_usd=cost_usd(usage, self._price, batch=True),
-            latency_ms=0,
-            cache_hit=cache_hit,
-            truncated=len(item.response or "") > self._settings.judge.max_response_chars,
-            dag_run_id=self._run_id,
-            scored_at=self._now(),
-        )
+        cost = cost_usd(usage, self._price, batch=True)
+        return self._outcomes.score(item, verdict, usage, cost_usd=cost, latency_ms=0, cache_hit=cache_hit)
 
     def error(self, item: ResponseItem, kind: ErrorKind, reason: str) -> ErrorRecord:
-        return ErrorRecord(
-            response_id=item.response_id,
-            rubric_name=self._rubric.name,
-            rubric_version=self._rubric.version_key,
-            kind=kind,
-            reason=reason,
-            attempts=0,
-            dag_run_id=self._run_id,
-            recorded_at=self._now(),
-        )
+        return self._outcomes.error(item, kind, reason)

@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from judgeflow.cache import VerdictCache, cache_key
+from judgeflow.cache import VerdictCache
 from judgeflow.config import Settings
 from judgeflow.engine.budget import BudgetLedger, CostEstimator
 from judgeflow.engine.concurrency import AdaptiveConcurrency
 from judgeflow.engine.judge_call import CallStats, Failed, JudgeCaller, Judged
+from judgeflow.engine.outcomes import OutcomeRecorder, response_key
 from judgeflow.engine.pricing import cost_usd
 from judgeflow.engine.ratelimit import RateLimiter
 from judgeflow.judge.prompt import build_request
@@ -95,8 +96,6 @@ class BatchScorer:
         self._settings = settings
         self._cache = cache
         self._sink = sink
-        self._run_id = dag_run_id
-        self._now = now
         self._price = settings.price_for(rubric.model)
         judge = settings.judge
         self._concurrency = AdaptiveConcurrency(ceiling=judge.concurrency)
@@ -115,13 +114,14 @@ class BatchScorer:
         self._scores: list[ScoreRecord] = []
         self._errors: list[ErrorRecord] = []
         self._cache_later: dict[str, Verdict] = {}
+        self._outcomes = OutcomeRecorder(rubric, dag_run_id, settings.judge.max_response_chars, now)
         self.totals = BatchTotals(calls=self._caller.stats)
 
     async def run(self, chunks: Iterable[Sequence[ResponseItem]]) -> BatchTotals:
         tasks: set[asyncio.Task[None]] = set()
         iterator = iter(chunks)
         while (chunk := await asyncio.to_thread(next, iterator, None)) is not None:
-            keyed = [(item, self._key(item)) for item in chunk]
+            keyed = [(item, response_key(self._rubric, item)) for item in chunk]
             hits = await asyncio.to_thread(self._cache.get_many, sorted({k for _, k in keyed if k}))
             for item, key in keyed:
                 self.totals.items += 1
@@ -180,17 +180,6 @@ class BatchScorer:
         )
         return await self._caller.judge(request)
 
-    def _key(self, item: ResponseItem) -> str | None:
-        if item.response is None or not item.response.strip():
-            return None
-        return cache_key(
-            rubric_version_key=self._rubric.version_key,
-            model=self._rubric.model,
-            question=item.question,
-            context=item.context,
-            response=item.response,
-        )
-
     def _record_score(
         self, item: ResponseItem, verdict: Verdict, usage: Usage, latency_ms: int, cache_hit: bool
     ) -> None:
@@ -198,40 +187,14 @@ class BatchScorer:
         self.totals.scored += 1
         self.totals.from_cache += int(cache_hit)
         self._scores.append(
-            ScoreRecord(
-                response_id=item.response_id,
-                rubric_name=self._rubric.name,
-                rubric_version=self._rubric.version_key,
-                overall=verdict.overall,
-                criteria=verdict.criteria,
-                model=self._rubric.model,
-                usage=usage,
-                cost_usd=cost,
-                latency_ms=latency_ms,
-                cache_hit=cache_hit,
-                truncated=len(item.response or "") > self._settings.judge.max_response_chars,
-                dag_run_id=self._run_id,
-                scored_at=self._now(),
-            )
+            self._outcomes.score(item, verdict, usage, cost_usd=cost, latency_ms=latency_ms, cache_hit=cache_hit)
         )
 
     def _record_error(
         self, item: ResponseItem, kind: ErrorKind, reason: str, attempts: int, raw: str | None = None
     ) -> None:
         self.totals.errors += 1
-        self._errors.append(
-            ErrorRecord(
-                response_id=item.response_id,
-                rubric_name=self._rubric.name,
-                rubric_version=self._rubric.version_key,
-                kind=kind,
-                reason=reason[:2000],
-                attempts=attempts,
-                dag_run_id=self._run_id,
-                recorded_at=self._now(),
-                raw_reply=raw,
-            )
-        )
+        self._errors.append(self._outcomes.error(item, kind, reason, attempts=attempts, raw_reply=raw))
 
     def _add_usage(self, usage: Usage) -> float:
         cost = cost_usd(usage, self._price)
