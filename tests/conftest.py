@@ -8,6 +8,7 @@ PostgreSQL or Redis into a failure instead of a skip.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -81,14 +82,6 @@ def airflow_db() -> Path:
     return _AIRFLOW_HOME
 
 
-@pytest.fixture
-def emulator() -> Iterator[object]:
-    from judgeflow.emulator import EmulatorConfig, EmulatorServer
-
-    with EmulatorServer(EmulatorConfig(latency_median_s=0.01)) as server:
-        yield server
-
-
 def anthropic_connection(url: str, key: str = "test-key") -> str:
     return json.dumps({"conn_type": "anthropic", "password": key, "host": url})
 
@@ -125,3 +118,28 @@ def private_redis() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def log_records() -> Iterator[list[logging.LogRecord]]:
+    """The rate limiter's log records, caught on its own logger: Airflow may swap root handlers mid-test."""
+    from judgeflow.engine import ratelimit
+
+    records: list[logging.LogRecord] = []
+    handler = _LogCollector(records)
+    logger = logging.getLogger(ratelimit.__name__)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)

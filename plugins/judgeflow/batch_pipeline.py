@@ -84,23 +84,25 @@ def next_wait(settings_path: str, batch: dict[str, Any], context: Any) -> Wait |
     The deadline runs from the earliest submission, so a resumed task does not get a fresh one."""
     job, ref = Job.open(settings_path, context), BatchRef.from_xcom(batch)
     rows = job.warehouse.message_batches_for(ref)
-    open_ids = open_message_batches(settings_path, batch, context)
+    open_ids = _still_open(job, rows)
     if not open_ids:
         return None
-    first = min(_aware(row["created_at"]) for row in rows)
+    first = min(row["created_at"] for row in rows)
     end_time = first.timestamp() + job.settings.batch_mode.deadline_hours * 3600
     return Wait(job.settings.connections.anthropic, open_ids[0], job.settings.batch_mode.poll_interval_s, end_time)
 
 
 def open_message_batches(settings_path: str, batch: dict[str, Any], context: Any) -> list[str]:
     """Ids of the task's submitted batches that the API still reports as in progress."""
+    job, ref = Job.open(settings_path, context), BatchRef.from_xcom(batch)
+    return _still_open(job, job.warehouse.message_batches_for(ref))
+
+
+def _still_open(job: Job, rows: list[dict[str, Any]]) -> list[str]:
     from airflow.providers.anthropic.hooks.anthropic import AnthropicHook, BatchStatus
 
-    job, ref = Job.open(settings_path, context), BatchRef.from_xcom(batch)
     hook = AnthropicHook(conn_id=job.settings.connections.anthropic)
-    pending = [
-        row["anthropic_batch_id"] for row in job.warehouse.message_batches_for(ref) if row["status"] == SUBMITTED
-    ]
+    pending = [row["anthropic_batch_id"] for row in rows if row["status"] == SUBMITTED]
     return [batch_id for batch_id in pending if BatchStatus.is_in_progress(hook.get_batch(batch_id).processing_status)]
 
 
@@ -178,8 +180,3 @@ def _read(job: Job, ref: BatchRef) -> Any:
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite gives timestamps back without their zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

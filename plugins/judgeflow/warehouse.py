@@ -37,7 +37,6 @@ from sqlalchemy import (
     event,
     exists,
     func,
-    inspect,
     literal,
     not_,
     select,
@@ -327,7 +326,8 @@ class Warehouse:
             .order_by(table.c.part)
         )
         with self._errors_as("read message batches"), self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        return [{**row, "created_at": _aware(row["created_at"])} for row in rows]
 
     def set_message_batch_status(self, anthropic_batch_id: str, status: str) -> None:
         table = self.message_batches
@@ -515,9 +515,6 @@ class Warehouse:
 
     def _errors_as(self, action: str) -> _WarehouseErrors:
         return _WarehouseErrors(action)
-
-    def table_names(self) -> list[str]:
-        return inspect(self.engine).get_table_names()
 
 
 class _WarehouseErrors:

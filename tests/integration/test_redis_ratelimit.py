@@ -23,7 +23,6 @@ import redis
 import redis.asyncio as aredis
 from redis.asyncio.connection import AbstractConnection
 
-from judgeflow.engine import ratelimit
 from judgeflow.engine.ratelimit import (
     KEY_TTL_MS,
     REDIS_TIMEOUT_S,
@@ -68,29 +67,6 @@ async def main(port, scope, seconds, callers):
 
 asyncio.run(main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
 """
-
-
-class Collector(logging.Handler):
-    def __init__(self, records: list[logging.LogRecord]) -> None:
-        super().__init__(logging.DEBUG)
-        self.records = records
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def log_records() -> Iterator[list[logging.LogRecord]]:
-    """The limiter's log records, caught on its own logger: Airflow may swap root handlers mid-test."""
-    records: list[logging.LogRecord] = []
-    handler = Collector(records)
-    logger = logging.getLogger(ratelimit.__name__)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def warnings_in(records: list[logging.LogRecord]) -> list[str]:

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,29 +19,6 @@ from judgeflow.engine.ratelimit import (
     open_async_redis,
     open_rate_limiter,
 )
-
-
-class Collector(logging.Handler):
-    def __init__(self, records: list[logging.LogRecord]) -> None:
-        super().__init__(logging.DEBUG)
-        self.records = records
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def log_records() -> Iterator[list[logging.LogRecord]]:
-    """The limiter's log records, caught on its own logger: Airflow may swap root handlers mid-test."""
-    records: list[logging.LogRecord] = []
-    handler = Collector(records)
-    logger = logging.getLogger(ratelimit.__name__)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 class FakeTime:
