@@ -13,6 +13,9 @@ with the week before and tells on-call in Slack when quality drops.
 (`airflow pools set judge_api 8 "judgeflow score tasks"`); score tasks that stay *scheduled*
 and never start mean the pool is missing.
 
+**Deadline:** a run not finished 6 hours after it was queued (06:00 UTC for the daily run)
+alerts `slack_oncall`; `JUDGEFLOW_RUN_DEADLINE_HOURS` changes the hours or turns it `off`.
+
 **Triage:** a failed `score_batch` is safe to clear: it skips what is already scored.
 Responses that could not be scored are in `judge_errors` with the reason, and the next run
 picks up the retryable ones. A terminal API error (bad key, billing) fails without retries.
@@ -28,9 +31,11 @@ from airflow.sdk import Param, dag, get_current_context, task
 from judgeflow import pipeline
 from judgeflow.alerts import failure_notifier
 from judgeflow.operators import ScoreBatchOperator
+from judgeflow.run_deadline import run_deadline_alert
 
 SETTINGS = str(Path(__file__).resolve().parents[1] / "include" / "judgeflow.yaml")
 JUDGE_POOL = "judge_api"  # caps score tasks running at once: `airflow pools set judge_api 8 "judgeflow"`
+ON_CALL = "slack_oncall"
 
 
 @dag(
@@ -41,12 +46,13 @@ JUDGE_POOL = "judge_api"  # caps score tasks running at once: `airflow pools set
     max_active_runs=1,
     doc_md=__doc__,
     tags=["judgeflow", "llm-eval"],
+    deadline=run_deadline_alert(ON_CALL, hours=6),
     default_args={
         "owner": "data-platform",
         "retries": 2,
         "retry_delay": pendulum.duration(minutes=2),
         "retry_exponential_backoff": True,
-        "on_failure_callback": failure_notifier("slack_oncall"),
+        "on_failure_callback": failure_notifier(ON_CALL),
     },
     params={
         "rubric": Param(None, type=["null", "string"], description="rubric file name; default from settings"),
