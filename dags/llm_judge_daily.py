@@ -64,6 +64,7 @@ ON_CALL = "slack_oncall"
             enum=[None, "realtime", "batch"],
             description="realtime, or Message Batches at half the price; default from settings",
         ),
+        "dry_run": Param(False, type="boolean", description="log what judging would cost, judge nothing"),
     },
 )
 def llm_judge_daily() -> None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -132,16 +132,28 @@ class _LogCollector(logging.Handler):
 
 
 @pytest.fixture
-def log_records() -> Iterator[list[logging.LogRecord]]:
-    """The rate limiter's log records, caught on its own logger: Airflow may swap root handlers mid-test."""
+def records_of() -> Iterator[Callable[[str], list[logging.LogRecord]]]:
+    """``records_of("judgeflow.pipeline")``: that logger's records, caught on the logger itself
+    (Airflow may swap root handlers mid-test, so caplog can miss them)."""
+    attached: list[tuple[logging.Logger, logging.Handler, int]] = []
+
+    def attach(name: str) -> list[logging.LogRecord]:
+        records: list[logging.LogRecord] = []
+        logger, handler = logging.getLogger(name), _LogCollector(records)
+        attached.append((logger, handler, logger.level))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        return records
+
+    yield attach
+    for logger, handler, level in attached:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def log_records(records_of: Callable[[str], list[logging.LogRecord]]) -> list[logging.LogRecord]:
+    """The rate limiter's log records."""
     from judgeflow.engine import ratelimit
 
-    records: list[logging.LogRecord] = []
-    handler = _LogCollector(records)
-    logger = logging.getLogger(ratelimit.__name__)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    return records_of(ratelimit.__name__)

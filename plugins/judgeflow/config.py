@@ -76,6 +76,9 @@ class BudgetConfig(_Frozen):
     max_cost_usd_per_run: float | None = Field(None, gt=0)
     max_cost_usd_per_day: float | None = Field(None, gt=0)
     expected_output_tokens: int = Field(300, ge=1, description="estimate until replies are seen")
+    max_backfill_cost_usd: float | None = Field(
+        None, gt=0, description="a rescore run (or `judgeflow estimate` range) estimated above this is refused"
+    )
 
 
 class BatchModeConfig(_Frozen):
@@ -166,6 +169,7 @@ class RunParams(_Frozen):
     limit: int | None = Field(None, ge=1)
     rescore: bool = False
     mode: Literal["realtime", "batch"] | None = None
+    dry_run: bool = False
 
     @model_validator(mode="before")
     @classmethod

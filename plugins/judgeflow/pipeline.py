@@ -17,6 +17,7 @@ from typing import Any
 
 from judgeflow.config import RunParams, Settings, load_settings, parse_run_params
 from judgeflow.connections import warehouse_url
+from judgeflow.cost_estimate import CostEstimate, estimate_cost, mean_output_tokens, staged_sizes
 from judgeflow.judge.caching import prefix_report
 from judgeflow.records import BatchRef
 from judgeflow.rubric import Rubric, load_rubric
@@ -115,7 +116,43 @@ def extract_responses(settings_path: str, context: Any) -> list[dict[str, Any]]:
         count,
         len(batches),
     )
+    estimate = estimate_staged_cost(job)
+    log.info("estimated cost: %s", estimate.describe())
+    if run.params.dry_run:
+        job.warehouse.discard_run_items(run.run_key)
+        log.info("dry run: nothing judged, nothing spent")
+        return []
+    _refuse_over_backfill_cap(job, estimate)
     return [batch.to_xcom() for batch in batches]
+
+
+def estimate_staged_cost(job: Job) -> CostEstimate:
+    """The price of the run's staged work list, from SQL aggregates and the price table."""
+    settings = job.settings
+    sizes = staged_sizes(job.warehouse, job.run.run_key, max_response_chars=settings.judge.max_response_chars)
+    seen = mean_output_tokens(job.warehouse, job.rubric.name)
+    return estimate_cost(
+        sizes,
+        job.rubric,
+        settings,
+        mode=job.run.params.mode or settings.mode,
+        output_tokens_per_request=seen or settings.budget.expected_output_tokens,
+    )
+
+
+def _refuse_over_backfill_cap(job: Job, estimate: CostEstimate) -> None:
+    """A rescore (backfill) run estimated over ``budget.max_backfill_cost_usd`` fails before spending."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    cap = job.settings.budget.max_backfill_cost_usd
+    if not job.run.params.rescore or cap is None or estimate.cost_usd <= cap:
+        return
+    job.warehouse.discard_run_items(job.run.run_key)
+    raise AirflowFailException(
+        f"refused: rescoring this run is estimated at ${estimate.cost_usd:,.2f}, over "
+        f"budget.max_backfill_cost_usd ${cap:,.2f} ({estimate.describe()}); nothing was judged. "
+        "Raise the cap, narrow the dates, use mode=batch, or set limit."
+    )
 
 
 def score_batch(settings_path: str, batch: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -168,6 +205,10 @@ def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], conte
     """Totals from the warehouse itself (not from what tasks said), stored in ``judge_runs``."""
     job = Job.open(settings_path, context)
     run = job.run
+    if run.params.dry_run:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("dry run: the estimate is in extract_responses' log; nothing to summarize")
     totals = job.warehouse.run_totals(run.run_key, run.run_id, job.rubric.name, job.rubric.version_key)
     counters = ("requests", "retries", "rate_limited", "budget_refused")
     calls = {k: sum(int(r.get(k) or 0) for r in batch_results or []) for k in counters}

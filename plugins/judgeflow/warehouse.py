@@ -39,6 +39,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    or_,
     select,
 )
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
@@ -113,19 +114,30 @@ class Warehouse:
     ) -> int:
         """Freeze the run's work list in ``judge_run_items``; returns how many responses.
 
-        Without ``rescore``: every response created before ``interval_end`` (and after
-        ``backlog_start``) with no score and no permanent error for this rubric version, so late
-        and failed responses are picked up. With ``rescore``: every response created in the
-        interval. Idempotent: staging the same run again replaces its list.
+        Without ``rescore``: the interval's responses with no score and no permanent error for
+        this rubric version, and older ones (after ``backlog_start``) that arrived late or failed:
+        no score under any version of the rubric yet, or a retryable error under this one. A
+        response scored under an older version is *not* picked up: after a rubric change, judging
+        past days again is a backfill someone chose and priced, not a side effect of the next run.
+        With ``rescore``: every response created in the interval. Idempotent: staging the same run
+        again replaces its list.
         """
         src, cfg = self.source, self.source_config
         id_col, created = src.c[cfg.id_column], src.c[cfg.created_at_column]
+        in_interval = and_(created >= interval_start, created < interval_end)
         if rescore:
-            window = and_(created >= interval_start, created < interval_end)
+            window = in_interval
         else:
-            window = and_(created < interval_end, self._unjudged(id_col, rubric_name, rubric_version))
+            retry = exists().where(
+                self.errors.c.response_id == id_col,
+                self.errors.c.rubric_name == rubric_name,
+                self.errors.c.rubric_version == rubric_version,
+                self.errors.c.retryable.is_(True),
+            )
+            late = and_(created < interval_start, or_(not_(self._scored_by_rubric(id_col, rubric_name)), retry))
             if backlog_start is not None:
-                window = and_(window, created >= backlog_start)
+                late = and_(late, created >= backlog_start)
+            window = and_(self._unjudged(id_col, rubric_name, rubric_version), or_(in_interval, late))
         eligible = select(id_col.label("response_id")).where(window).order_by(id_col)
         if limit is not None:
             eligible = eligible.limit(limit)
@@ -141,6 +153,11 @@ class Warehouse:
             conn.execute(self.items.insert().from_select(["run_key", "response_id", "batch_index"], staged))
         log.info("staged %d responses for run %s in batches of %d", count, run_key, size)
         return int(count)
+
+    def discard_run_items(self, run_key: str) -> None:
+        """Drop a run's work list (a dry run, or a run refused before judging)."""
+        with self._errors_as("discard run items"), self.engine.begin() as conn:
+            conn.execute(delete(self.items).where(self.items.c.run_key == run_key))
 
     def plan_batches(self, run_key: str) -> list[BatchRef]:
         """One descriptor per batch of the run: index, size and id range."""
@@ -490,6 +507,10 @@ class Warehouse:
         if only_run is not None:
             conditions.append(self.scores.c.dag_run_id == only_run)
         return exists().where(*conditions)
+
+    def _scored_by_rubric(self, id_col: Any, rubric_name: str) -> ColumnElement[bool]:
+        """A score under any version of the rubric."""
+        return exists().where(self.scores.c.response_id == id_col, self.scores.c.rubric_name == rubric_name)
 
     def _segment_names(self) -> list[str]:
         return [name for name in self.source_config.segment_columns if name in self.source.c]

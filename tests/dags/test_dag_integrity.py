@@ -67,7 +67,8 @@ def test_defaults_owner_retries_and_failure_notifier(bag) -> None:  # type: igno
 
 def test_params_for_manual_runs(bag) -> None:  # type: ignore[no-untyped-def]
     params = bag.dags[DAG_ID].params
-    assert set(params.keys()) == {"rubric", "limit", "rescore", "mode"}
+    assert set(params.keys()) == {"rubric", "limit", "rescore", "mode", "dry_run"}
+    assert params["dry_run"] is False, "a run judges unless it is asked only to price"
     assert params["rescore"] is False
     assert params["limit"] is None
     assert params["mode"] is None, "the settings choose realtime or batch unless a run says otherwise"

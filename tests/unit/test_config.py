@@ -167,7 +167,8 @@ def test_price_for_unknown_model_is_a_config_error(model: str) -> None:
             RunParams(rubric="tone", limit=25, rescore=True),
             id="values",
         ),
-        pytest.param({"rubric": None, "dry_run": True, "owner": "x"}, RunParams(), id="other-params-ignored"),
+        pytest.param({"rubric": None, "dry_run": True}, RunParams(dry_run=True), id="dry-run"),
+        pytest.param({"rubric": None, "owner": "x"}, RunParams(), id="other-params-ignored"),
         pytest.param({"mode": "batch"}, RunParams(mode="batch"), id="mode"),
     ],
 )
