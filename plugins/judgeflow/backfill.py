@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from judgeflow.config import Settings, load_settings
 from judgeflow.connections import warehouse_url
@@ -26,7 +26,7 @@ from judgeflow.rubric import Rubric, load_rubric
 from judgeflow.version_compare import compare_versions, known_versions
 from judgeflow.warehouse import Warehouse
 
-DEFAULT_SETTINGS = os.path.join(os.path.dirname(__file__), "..", "..", "include", "judgeflow.yaml")
+DEFAULT_SETTINGS = Path(__file__).resolve().parents[2] / "include" / "judgeflow.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ def estimate_backfill(
     return days
 
 
-def total(days: list[DayEstimate]) -> CostEstimate:
+def backfill_total(days: list[DayEstimate]) -> CostEstimate:
     mode = days[0].estimate.mode if days else "realtime"
     fields = ("responses", "requests", "input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens")
     sums = {f: sum(getattr(d.estimate, f) for d in days) for f in fields}
@@ -92,7 +92,7 @@ def _open(args: argparse.Namespace) -> tuple[Settings, Rubric, Warehouse]:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--settings", default=os.path.normpath(DEFAULT_SETTINGS), help="settings file")
+    parser.add_argument("--settings", default=str(DEFAULT_SETTINGS), help="settings file")
     parser.add_argument("--rubric", help="rubric name (default: the settings' active rubric)")
     parser.add_argument("--url", help="warehouse SQLAlchemy URL (default: the judge_warehouse connection)")
 
@@ -124,7 +124,7 @@ def estimate_main(argv: list[str] | None = None) -> int:
         print(
             f"{day.judged_day!s:<12}{e.responses:>10,}{e.requests:>10,}{inputs:>12,}{e.output_tokens:>12,}{e.cost_usd:>10.4f}"
         )
-    whole = total(days)
+    whole = backfill_total(days)
     print(f"total: {whole.describe()}")
     cap = settings.budget.max_backfill_cost_usd
     if cap is not None and whole.cost_usd > cap:

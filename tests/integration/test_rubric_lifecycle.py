@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from judgeflow.backfill import estimate_backfill, estimate_main, total
+from judgeflow.backfill import backfill_total, estimate_backfill, estimate_main
 from judgeflow.config import load_settings
 from judgeflow.emulator import EmulatorConfig, EmulatorServer
 from judgeflow.rubric import load_rubric
@@ -135,7 +135,7 @@ def test_backfill_rescores_exactly_its_days_once_at_the_estimated_price(env: Env
     days = estimate_backfill(
         env.warehouse(), settings, rubric, from_date=logical[0].date(), to_date=logical[-1].date(), mode="realtime"
     )
-    estimate = total(days)
+    estimate = backfill_total(days)
     requests_before = env.emulator.stats()["requests_total"]
 
     for when in logical:
