@@ -6,6 +6,7 @@
 - ``judgeflow seed``: fill a warehouse with generated sample responses.
 - ``judgeflow bench``: throughput at the rate limit against the usual thread pool (``--help``).
 - ``judgeflow bench-cost``: dollars per 1,000 responses, the usual way and judgeflow's (``--help``).
+- ``judgeflow calibrate``: judge a rubric's golden set, print the agreement table (``--help``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("emulator", help="the Messages API emulator (see --help)", add_help=False)
     commands.add_parser("bench", help="the throughput benchmark (see --help)", add_help=False)
     commands.add_parser("bench-cost", help="dollars per 1,000 responses, by mode (see --help)", add_help=False)
+    commands.add_parser("calibrate", help="agreement of the judge with a golden set (see --help)", add_help=False)
     seed = commands.add_parser("seed", help="insert generated responses into a warehouse")
     seed.add_argument("--url", required=True, help="SQLAlchemy URL of the warehouse")
     seed.add_argument("--count", type=int, default=500)
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from judgeflow.bench_cost import main as bench_cost_main
 
         return bench_cost_main(rest)
+    if args.command == "calibrate":
+        from judgeflow.calibration_cli import main as calibrate_main
+
+        return calibrate_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "seed":

@@ -24,8 +24,7 @@ import httpx
 import pytest
 
 import judgeflow.emulator
-from judgeflow.emulator import EmulatorConfig, EmulatorServer, emulated_rationale, emulated_scores
-from judgeflow.emulator import scoring
+from judgeflow.emulator import EmulatorConfig, EmulatorServer, emulated_rationale, emulated_scores, scoring
 from judgeflow.emulator.__main__ import build_parser, config_from_args, main
 from judgeflow.emulator.tokens import count_tokens
 from judgeflow.errors import ConfigError
