@@ -32,7 +32,10 @@ DEFAULT_SETTINGS = PROJECT_ROOT / "include" / "judgeflow.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="judgeflow calibrate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="judgeflow calibrate",
+        description="Judge a rubric's golden set now, print the agreement table and store the run.",
+    )
     p.add_argument("--rubric", default=None, help="rubric name (default: the settings' rubric)")
     p.add_argument("--settings", type=Path, default=DEFAULT_SETTINGS, help="settings file (default: %(default)s)")
     p.add_argument("--mode", choices=["realtime"], default="realtime", help="calibration judges in realtime")
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from judgeflow.config import load_settings
 
     args = build_parser().parse_args(argv)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judged item drowns the table
+    for name in ("httpx", "httpx2"):  # one line per judged item would drown the table
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         settings = load_settings(args.settings)
         with _judge_connection(settings.connections.anthropic):
