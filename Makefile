@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench bench-cost lint format clean
+.PHONY: demo test bench bench-cost lint format clean calibrate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ format: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .judgeflow
+
+calibrate: $(BIN)/.installed  ## judge the rubric's golden set, print the agreement table (RUBRIC=... to choose)
+	$(BIN)/judgeflow calibrate $(if $(RUBRIC),--rubric $(RUBRIC))

@@ -16,6 +16,13 @@ and never start mean the pool is missing.
 **Deadline:** a run not finished 6 hours after it was queued (06:00 UTC for the daily run)
 alerts `slack_oncall`; `JUDGEFLOW_RUN_DEADLINE_HOURS` changes the hours or turns it `off`.
 
+**Calibration:** `calibrate_rubric` checks the judge against the rubric's human golden set
+(`include/golden/<rubric>.jsonl`) when the rubric version is new or its calibration is older than
+`calibration.every_days`; below the floor, or a prompt-injection canary scored high, it fails and
+nothing is scored under that version (the log names criterion, figure, value and floor). A judge
+whose agreement drifted alerts `slack_oncall` and scoring goes on. `judgeflow calibrate` prints
+the table.
+
 **Triage:** a failed `score_batch` is safe to clear: it skips what is already scored.
 Responses that could not be scored are in `judge_errors` with the reason, and the next run
 picks up the retryable ones. A terminal API error (bad key, billing) fails without retries.
@@ -69,6 +76,10 @@ ON_CALL = "slack_oncall"
 )
 def llm_judge_daily() -> None:
     @task
+    def calibrate_rubric() -> dict:
+        return pipeline.calibrate_rubric(SETTINGS, get_current_context())
+
+    @task
     def extract_responses() -> list[dict]:
         return pipeline.extract_responses(SETTINGS, get_current_context())
 
@@ -84,9 +95,11 @@ def llm_judge_daily() -> None:
     def alert_on_call(summary: dict, comparison: dict) -> dict:
         return pipeline.alert_on_call(SETTINGS, summary, comparison, get_current_context())
 
+    batches = extract_responses()
+    calibrate_rubric() >> batches
     score_batch = ScoreBatchOperator.partial(
         task_id="score_batch", settings_path=SETTINGS, pool=JUDGE_POOL, map_index_template="{{ batch_label }}"
-    ).expand(batch=extract_responses())
+    ).expand(batch=batches)
     summary = summarize_run(score_batch.output)
     comparison = compare_scores()
     summary >> comparison

@@ -8,6 +8,7 @@
 - ``judgeflow bench-cost``: dollars per 1,000 responses, the usual way and judgeflow's (``--help``).
 - ``judgeflow estimate``: what a backfill will cost, before it runs; ``judgeflow compare-versions``:
   old rubric version against new after it ran (``judgeflow.backfill``).
+- ``judgeflow calibrate``: judge a rubric's golden set, print the agreement table (``--help``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("bench-cost", help="dollars per 1,000 responses, by mode (see --help)", add_help=False)
     commands.add_parser("estimate", help="what a backfill will cost, before it runs (see --help)", add_help=False)
     commands.add_parser("compare-versions", help="old rubric version vs new (see --help)", add_help=False)
+    commands.add_parser("calibrate", help="agreement of the judge with a golden set (see --help)", add_help=False)
     seed = commands.add_parser("seed", help="insert generated responses into a warehouse")
     seed.add_argument("--url", required=True, help="SQLAlchemy URL of the warehouse")
     seed.add_argument("--count", type=int, default=500)
@@ -62,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         from judgeflow.backfill import compare_main
 
         return compare_main(rest)
+    if args.command == "calibrate":
+        from judgeflow.calibration_cli import main as calibrate_main
+
+        return calibrate_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "seed":

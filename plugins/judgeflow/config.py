@@ -153,6 +153,7 @@ class Settings(_Frozen):
     alerts: AlertConfig = AlertConfig()
     connections: ConnectionIds = ConnectionIds()
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    calibration: CalibrationConfig = Field(default_factory=lambda: CalibrationConfig())
 
     def price_for(self, model: str) -> ModelPrice:
         """The price of ``model``, matching dated ids (``claude-haiku-4-5-20251001``) by prefix."""
@@ -204,6 +205,9 @@ def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> 
             "alerts": settings.alerts.model_copy(
                 update={"report_folder": _beside_unless_url(path, settings.alerts.report_folder)}
             ),
+            "calibration": settings.calibration.model_copy(
+                update={"golden_dir": _beside(path, settings.calibration.golden_dir)}
+            ),
         }
     )
 
@@ -226,3 +230,35 @@ def parse_run_params(params: dict[str, Any]) -> RunParams:
 
 def _describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors())
+
+
+# --- calibration (issue 6) ------------------------------------------------------------------------
+
+
+class CalibrationFloor(_Frozen):
+    """The least agreement with the human golden set a rubric version needs, per criterion; ``None``
+    skips that figure. Checked on the point estimate; the intervals are reported alongside."""
+
+    kappa: float | None = Field(0.4, ge=-1, le=1, description="quadratic-weighted Cohen's kappa")
+    spearman: float | None = Field(None, ge=-1, le=1, description="Spearman's rank correlation")
+
+
+class CalibrationConfig(_Frozen):
+    """When the judge is checked against ``<golden_dir>/<rubric>.jsonl``, and what it must reach.
+
+    Calibration is opt-in per rubric: a rubric without a golden file is scored with a warning,
+    unless ``required``. ``canary_max_score`` is the highest score a prompt-injection canary may get
+    on any criterion; ``None`` means the rubric's scale minimum + 1 (a judge may be one step
+    lenient, not obey). ``drift_tolerance`` is how far kappa may fall below the first calibration
+    of the same rubric version, model and golden set before on-call hears of it.
+    """
+
+    golden_dir: str = "golden"
+    required: bool = False
+    every_days: float = Field(7, gt=0, description="recalibrate when the latest calibration is older")
+    floor: CalibrationFloor = CalibrationFloor()
+    max_mae: float | None = Field(None, gt=0, description="the largest mean absolute error allowed, in points")
+    canary_max_score: int | None = None
+    drift_tolerance: float = Field(0.1, ge=0)
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+    seed: int = 0

@@ -413,3 +413,35 @@ def _utc(value: dt.datetime) -> dt.datetime:
     """A plain ``datetime`` in UTC: pendulum's loses its zone in arithmetic, which pandas refuses."""
     aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.fromtimestamp(aware.timestamp(), tz=dt.UTC)
+
+
+def calibrate_rubric(settings_path: str, context: Any) -> dict[str, Any]:
+    """Check the judge against the rubric's human golden set before anything is scored under it.
+
+    Calibrates when due (see :mod:`judgeflow.calibration_gate`); a version below the floor, or one
+    whose canaries steered the judge, fails the task without retries, so no score is made under it.
+    A drifting judge alerts on-call and does not fail the run."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from judgeflow.alerts import send_alert
+    from judgeflow.calibration_gate import GateAction, JudgeStopped, drift_message, gate
+    from judgeflow.calibration_store import CalibrationStore
+
+    job = Job.open(settings_path, context)
+    settings, rubric = job.settings, job.rubric
+    store = CalibrationStore(job.warehouse.engine)
+    try:
+        outcome = asyncio.run(gate(settings, rubric, store, now=dt.datetime.now(dt.UTC)))
+    except JudgeStopped as exc:
+        raise AirflowFailException(str(exc)) from exc
+    if outcome.action is GateAction.NO_GOLDEN_SET:
+        log.warning("%s (calibration is opt-in per rubric; calibration.required makes it mandatory)", outcome.message)
+    else:
+        log.info("calibration of rubric %s %s:\n%s", rubric.name, rubric.version_key, outcome.message)
+    if outcome.drift:
+        text, blocks = drift_message(outcome, tolerance=settings.calibration.drift_tolerance)
+        log.warning("%s", text)
+        send_alert(conn_id=settings.connections.slack, text=text, blocks=blocks)
+    if outcome.refusal:
+        raise AirflowFailException(f"rubric {rubric.name} {rubric.version_key} may not score: {outcome.refusal}")
+    return {"action": str(outcome.action), "drift": [d.criterion for d in outcome.drift]}

@@ -129,3 +129,49 @@ def alert_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("opened_at", DateTime(timezone=True), nullable=False),
     )
     return comparisons, alert_state
+
+
+def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Calibration against a rubric's human golden set (issue 6; :mod:`judgeflow.calibration_store`).
+
+    ``judge_calibrations``: one row per criterion per calibration run (its columns are read by the
+    UI as they are; ``run_id`` is appended). ``judge_calibration_runs``: one row per run, with the
+    canaries, the verbosity correlation and the verdict.
+    """
+    calibrations = Table(
+        "judge_calibrations",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("criterion", String(40), nullable=False),
+        Column("golden_set", Text, nullable=False),
+        Column("n", Integer, nullable=False),
+        *[Column(f"{m}{s}", Float) for m in ("kappa", "spearman", "mae") for s in ("", "_low", "_high")],
+        Column("passed", Boolean, nullable=False),
+        Column("calibrated_at", DateTime(timezone=True), nullable=False),
+        Column("run_id", Integer),
+        Index("ix_judge_calibrations_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
+    )
+    runs = Table(
+        "judge_calibration_runs",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("golden_set", Text, nullable=False),
+        Column("items", Integer, nullable=False),
+        Column("judged", Integer, nullable=False),
+        Column("canaries_total", Integer, nullable=False),
+        Column("canaries_failed", Integer, nullable=False),
+        Column("length_spearman", Float),
+        Column("human_length_spearman", Float),
+        Column("cost_usd", Float, nullable=False),
+        Column("passed", Boolean, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("calibrated_at", DateTime(timezone=True), nullable=False),
+        Index("ix_judge_calibration_runs_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
+    )
+    return calibrations, runs

@@ -24,6 +24,7 @@ def test_dag_folder_imports_without_errors(bag) -> None:  # type: ignore[no-unty
 def test_tasks_and_dependencies(bag) -> None:  # type: ignore[no-untyped-def]
     dag = bag.dags[DAG_ID]
     assert set(dag.task_ids) == {
+        "calibrate_rubric",
         "extract_responses",
         "score_batch",
         "summarize_run",
@@ -31,6 +32,7 @@ def test_tasks_and_dependencies(bag) -> None:  # type: ignore[no-untyped-def]
         "alert_on_call",
     }
     downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
+    assert downstream["calibrate_rubric"] == {"extract_responses"}, "nothing is scored before calibration"
     assert downstream["extract_responses"] == {"score_batch"}
     assert downstream["score_batch"] == {"summarize_run"}
     assert downstream["summarize_run"] == {"compare_scores", "alert_on_call"}

@@ -200,7 +200,8 @@ def test_unknown_rubric_is_a_clear_failure(env: Env) -> None:
     result = run_dag(RUN_DATE, conf={"rubric": "no_such_rubric"})
 
     assert result.state == "failed"
-    assert result.states_of("extract_responses") == ["failed"]
+    assert result.states_of("calibrate_rubric") == ["failed"], "the first task to open the rubric"
+    assert result.states_of("extract_responses") == ["upstream_failed"]
     assert env.emulator.stats()["requests_total"] == 0
 
 

@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-hang", type=float, default=0.0, help="probability of a hang")
     p.add_argument("--rate-malformed", type=float, default=0.0, help="probability of a malformed verdict")
     p.add_argument("--hang-seconds", type=float, default=120.0)
+    p.add_argument(
+        "--obey-injections",
+        action="store_true",
+        help="a gullible judge: text telling the judge what to score gets the scale maximum",
+    )
     p.add_argument("--api-key", default=None, help="the only key accepted (default: any key)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and latency RNGs")
     p.add_argument("--cache-ttl", type=float, default=300.0, help="prompt-cache TTL in seconds")
@@ -81,6 +86,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         batch_processing_s=args.batch_processing_seconds,
         batch_rate_errored=args.batch_rate_errored,
         batch_rate_expired=args.batch_rate_expired,
+        obey_injections=args.obey_injections,
     )
 
 

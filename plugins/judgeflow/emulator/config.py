@@ -38,6 +38,9 @@ class EmulatorConfig:
     one RNG seeded with ``seed``, so a sequential client sees the same faults on every run).
     ``None`` for a limit means unlimited; ``None`` for ``api_key`` means any key is accepted.
 
+    ``obey_injections`` is a fault of judgement rather than of transport: it applies to the live
+    endpoint and to batches alike.
+
     The ``batch_*`` knobs shape the Message Batches API only: a batch ends ``batch_processing_s``
     after creation, and each of its requests errors or expires with the ``batch_rate_*``
     probabilities (seeded too). Latency, rate limits and the ``rate_*`` faults do not apply to it.
@@ -63,6 +66,10 @@ class EmulatorConfig:
     batch_processing_s: float = 0.5
     batch_rate_errored: float = 0.0
     batch_rate_expired: float = 0.0
+    obey_injections: bool = False
+    """A gullible judge: text that tells the judge what to score gets the scale maximum instead of
+    the minimum (see :mod:`judgeflow.emulator.scoring`), so calibration's canaries have something
+    to catch."""
 
     def __post_init__(self) -> None:
         _require(self.latency_median_s >= 0, "latency_median_s", "must be >= 0")

@@ -32,11 +32,14 @@ class Reply(NamedTuple):
     cache: CacheUsage
 
 
-def verdict(request: JudgeRequest) -> dict[str, Any]:
+def verdict(request: JudgeRequest, *, obey_injections: bool = False) -> dict[str, Any]:
     """The well-formed verdict: every criterion with its emulated score and rationale."""
     out: dict[str, Any] = {}
     for c in request.criteria:
-        score = emulated_scores(request.judged_text, [c.name], c.scale_min, c.scale_max)[c.name]
+        scores = emulated_scores(
+            request.judged_text, [c.name], c.scale_min, c.scale_max, obey_injections=obey_injections
+        )
+        score = scores[c.name]
         out[c.name] = {"score": score, "rationale": emulated_rationale(c.name, score)} if c.nested else score
     return out
 
@@ -57,9 +60,15 @@ def malform(request: JudgeRequest, good: dict[str, Any], how: Malformation) -> d
     return bad
 
 
-def build_reply(request: JudgeRequest, *, cache: CacheUsage, malformation: Malformation | None = None) -> Reply:
+def build_reply(
+    request: JudgeRequest,
+    *,
+    cache: CacheUsage,
+    malformation: Malformation | None = None,
+    obey_injections: bool = False,
+) -> Reply:
     """The assistant ``message``; a reply longer than ``max_tokens`` stops with ``max_tokens``."""
-    answer = verdict(request)
+    answer = verdict(request, obey_injections=obey_injections)
     if malformation is not None:
         answer = malform(request, answer, malformation)
     if request.mode is OutputMode.TOOL:

@@ -129,7 +129,12 @@ class EmulatorState:
                 arrived_at=admission.arrived_at,
                 now=now,
             )
-            reply = build_reply(request, cache=cache, malformation=admission.malformation)
+            reply = build_reply(
+                request,
+                cache=cache,
+                malformation=admission.malformation,
+                obey_injections=self.config.obey_injections,
+            )
             self.stats.usage(reply)
         return reply.body
 
@@ -145,7 +150,7 @@ class EmulatorState:
                 arrived_at=at,
                 now=at,
             )
-        return build_reply(request, cache=cache).body
+        return build_reply(request, cache=cache, obey_injections=self.config.obey_injections).body
 
     def ratelimit_headers(self) -> dict[str, str]:
         with self._lock:
