@@ -429,6 +429,11 @@ def calibrate_rubric(settings_path: str, context: Any) -> dict[str, Any]:
 
     job = Job.open(settings_path, context)
     settings, rubric = job.settings, job.rubric
+    if job.run.params.dry_run:
+        log.info(
+            "dry run: rubric %s %s is not calibrated now (a real run does, when due)", rubric.name, rubric.version_key
+        )
+        return {"action": "dry_run", "drift": []}
     store = CalibrationStore(job.warehouse.engine)
     try:
         outcome = asyncio.run(gate(settings, rubric, store, now=dt.datetime.now(dt.UTC)))

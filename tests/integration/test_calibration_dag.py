@@ -185,3 +185,17 @@ def test_drift_from_the_first_calibration_alerts_slack_once(env: Env, monkeypatc
     drift = [p for p in payloads if "drifted" in p]
     assert len(drift) == 1, payloads
     assert "accuracy" in drift[0] and "kappa 1.00" in drift[0]
+
+
+def test_a_dry_run_does_not_calibrate(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pricing a backfill under a new rubric version spends nothing, not even on its golden set."""
+    use_golden(env)
+    with EmulatorServer(EmulatorConfig(latency_median_s=0.002)) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
+        result = run_dag(RUN_DATE, conf={"dry_run": True, "rescore": True})
+        requests = emulator.stats()["requests_total"]
+
+    assert result.state == "success", result.task_states
+    assert result.states_of("calibrate_rubric") == ["success"]
+    assert requests == 0
+    assert "judge_calibration_runs" not in inspect(env.engine).get_table_names() or not calibration_runs(env.engine)
