@@ -34,3 +34,7 @@ format: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .judgeflow
+
+.PHONY: bench-ui
+bench-ui: $(BIN)/.installed  ## the UI view's page, chart and JSON times at 10k, 100k and 1M scores in PostgreSQL
+	$(BIN)/judgeflow bench-ui

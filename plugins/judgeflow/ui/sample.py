@@ -9,7 +9,9 @@ function of the response id, with two planted regressions:
 - ``tone`` in ``topic=billing`` drops on one day five days before the end and is back the next,
   so it shows as ``recovered``.
 
-What judgeflow itself computes is then computed by judgeflow's own code: ``judge_daily_scores`` by
+A verdict at the bottom of the scale quotes an API key and an e-mail address in its rationale, so the
+view's redaction has something to mask. What judgeflow itself computes is then computed by judgeflow's
+own code: ``judge_daily_scores`` by
 :func:`judgeflow.daily_scores.refresh_daily_scores`, and for the last days the comparisons
 (``compare_windows``, ``record_comparisons``) and the alert state (``plan_alerts``, as if Slack
 took every message).
@@ -82,7 +84,7 @@ def _insert_statements() -> list[TextClause]:
                    CASE WHEN g % 50 = 0
                         THEN 'Write to jane.doe@example.com or call +1 415 555 0100 (ticket ' || g || ')'
                         ELSE 'Answer number ' || g END,
-                   ({topics})[1 + (g * 7919) % {len(TOPICS)}]
+                   ({topics})[1 + (g::bigint * 7919) % {len(TOPICS)}]
             FROM generate_series(1, :rows) AS g
             """
         ),
@@ -95,8 +97,9 @@ def _insert_statements() -> list[TextClause]:
                        WHEN c.name = 'accuracy' AND r.topic = 'shipping' AND {back} = 1 THEN 1
                        WHEN c.name = 'tone' AND r.topic = 'billing' AND {back} = 4 THEN 2
                        ELSE 0 END),
-                   'The answer ' || CASE WHEN r.id % 40 = 0 THEN 'leaks key sk-ant-abcdefghijklmnop and ' ELSE '' END
-                   || 'addresses the question on ' || c.name || '.'
+                   CASE WHEN base.score = 1
+                        THEN 'The answer leaks key sk-ant-abcdefghijklmnop, sends them to jane.doe@example.com'
+                        ELSE 'The answer addresses the question on ' || c.name || '.' END
             FROM app_responses r
             CROSS JOIN unnest({criteria}) AS c(name)
             CROSS JOIN LATERAL (
