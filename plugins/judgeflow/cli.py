@@ -85,12 +85,14 @@ def _seed(url: str, count: int, days: int) -> int:
 def _rollup(args: argparse.Namespace) -> int:
     """For a warehouse that had scores before the view existed, or after scores were written by hand."""
     from judgeflow.config import load_settings
-    from judgeflow.connections import warehouse_url
+    from judgeflow.connections import server_connection, warehouse_url
     from judgeflow.daily_scores import refresh_daily_scores
     from judgeflow.warehouse import Warehouse
 
     settings = load_settings(args.settings)
-    url = args.url or warehouse_url(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
+    url = args.url or warehouse_url(
+        settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
+    )
     warehouse = Warehouse.from_url(url, settings.source)
     warehouse.ensure_schema()
     rows = refresh_daily_scores(

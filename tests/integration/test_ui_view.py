@@ -87,9 +87,17 @@ def api_server(tmp_path: Path, airflow_db: Path, warehouse: Engine, schema: str)
     passwords = tmp_path / "passwords.json"
     passwords.write_text(json.dumps({USER: PASSWORD}), encoding="utf-8")
     port = _free_port()
+    airflow = str(Path(sys.executable).parent / "airflow")
+    # In Airflow's database, as an admin would add it: the api-server must find it outside any task.
+    added = subprocess.run(
+        [airflow, "connections", "add", "judge_warehouse", "--conn-json", postgres_connection(schema)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
     env = {
         **os.environ,
-        "AIRFLOW_CONN_JUDGE_WAREHOUSE": postgres_connection(schema),
         "JUDGEFLOW_SETTINGS": str(settings),
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
@@ -100,7 +108,6 @@ def api_server(tmp_path: Path, airflow_db: Path, warehouse: Engine, schema: str)
         "NO_PROXY": "127.0.0.1,localhost",
     }
     log_path = tmp_path / "api-server.log"
-    airflow = str(Path(sys.executable).parent / "airflow")
     with log_path.open("w") as log:
         server = subprocess.Popen(
             [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
@@ -123,6 +130,7 @@ def api_server(tmp_path: Path, airflow_db: Path, warehouse: Engine, schema: str)
             pytest.fail("api-server did not answer in 120 s:\n" + log_path.read_text()[-4000:])
         yield base
     finally:
+        subprocess.run([airflow, "connections", "delete", "judge_warehouse"], capture_output=True, check=False)
         server.terminate()
         try:
             server.wait(timeout=20)

@@ -225,9 +225,11 @@ class _LazyReader:
 
 def _production_reader() -> Reader:
     from judgeflow.config import load_settings
-    from judgeflow.connections import warehouse_url
+    from judgeflow.connections import server_connection, warehouse_url
     from judgeflow.warehouse import Warehouse
 
     settings = load_settings(os.environ.get(SETTINGS_ENV) or DEFAULT_SETTINGS)
-    url = warehouse_url(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
+    url = warehouse_url(
+        settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
+    )
     return Reader(Warehouse.from_url(url, settings.source), settings)
