@@ -13,8 +13,10 @@ api-server's event loop.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,38 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
         return pages.page(title="Rubric versions", scope=_scope(r, request), query=query, body=body)
 
 
+class ChartCache:
+    """Rendered PNGs keyed by the exact data they draw, so a chart is drawn once per change of its data.
+
+    The data is read on every request (a few milliseconds); only matplotlib's drawing, 100-200 ms
+    per chart, is skipped when nothing changed, which is every view between two daily runs."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._pngs: OrderedDict[str, bytes | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, data: Any, draw: Callable[[], bytes | None]) -> bytes | None:
+        key = name + ":" + hashlib.sha256(repr(data).encode()).hexdigest()
+        with self._lock:
+            if key in self._pngs:
+                self._pngs.move_to_end(key)
+                return self._pngs[key]
+        png = draw()
+        with self._lock:
+            self._pngs[key] = png
+            while len(self._pngs) > self.size:
+                self._pngs.popitem(last=False)
+        return png
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pngs.clear()
+
+
 def _charts(app: FastAPI, reader: Callable[[], Reader]) -> None:
+    cache = app.state.chart_cache = ChartCache()
+
     def png(data: bytes | None) -> Response:
         if data is None:
             return Response("no data", status_code=404, media_type="text/plain")
@@ -128,19 +161,23 @@ def _charts(app: FastAPI, reader: Callable[[], Reader]) -> None:
     def trend_chart(request: Request) -> Response:
         r = reader()
         scope = _scope(r, request)
-        return png(charts.trend_png(r.trend(scope)) if scope else None)
+        points = r.trend(scope) if scope else []
+        return png(cache.get("trend", points, lambda: charts.trend_png(points)))
 
     @app.get("/charts/distributions.png")
     def distributions_chart(request: Request) -> Response:
         r = reader()
         scope = _scope(r, request)
-        return png(charts.distributions_png(r.weekly_counts(scope), labels=WEEK_LABELS) if scope else None)
+        counts = r.weekly_counts(scope) if scope else {}
+        key = [(m, [(c.values.tolist(), c.counts.tolist()) for c in w]) for m, w in counts.items()]
+        return png(cache.get("distributions", key, lambda: charts.distributions_png(counts, labels=WEEK_LABELS)))
 
     @app.get("/charts/segments.png")
     def segments_chart(request: Request) -> Response:
         r = reader()
         scope = _scope(r, request)
-        return png(charts.segments_png(r.segment_rows(scope)[1]) if scope else None)
+        rows = r.segment_rows(scope)[1] if scope else []
+        return png(cache.get("segments", [row.to_json() for row in rows], lambda: charts.segments_png(rows)))
 
 
 def _api(app: FastAPI, reader: Callable[[], Reader]) -> None:
