@@ -79,3 +79,20 @@ def test_trend_draws_one_line_per_metric() -> None:
     png = trend_png(points)
 
     assert png is not None and png.startswith(PNG_MAGIC) and len(png) > 10_000
+
+
+def test_chart_cache_draws_once_per_change_of_the_data() -> None:
+    from judgeflow.ui.app import ChartCache
+
+    cache, drawn = ChartCache(size=2), []
+
+    def draw(tag: str) -> bytes:
+        drawn.append(tag)
+        return tag.encode()
+
+    assert cache.get("trend", [1, 2], lambda: draw("a")) == b"a"
+    assert cache.get("trend", [1, 2], lambda: draw("b")) == b"a"  # same data: not drawn again
+    assert cache.get("trend", [1, 3], lambda: draw("c")) == b"c"  # new data: drawn
+    assert cache.get("segments", [1, 2], lambda: draw("d")) == b"d"  # another chart, same data
+    assert cache.get("trend", [1, 2], lambda: draw("e")) == b"e"  # evicted (size 2), drawn again
+    assert drawn == ["a", "c", "d", "e"]

@@ -21,43 +21,17 @@ from typing import Any
 from sqlalchemy import Table, case, func, inspect, select
 from sqlalchemy.exc import NoSuchTableError
 
-from judgeflow.alert_state import regression_key
 from judgeflow.alerts import redact, truncate
 from judgeflow.charts import TrendPoint, ValueCounts, WindowCounts
 from judgeflow.config import Settings
 from judgeflow.regression import MetricComparison
 from judgeflow.regression_stats import OVERALL
+from judgeflow.ui.findings import Regression, latest_segment_rows, recent_regressions
+from judgeflow.ui.scope import DAY, Scope, aware
 from judgeflow.warehouse import Warehouse
 
-DAY = dt.timedelta(days=1)
 CALIBRATIONS = "judge_calibrations"
 _TABLE_RECHECK_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Which rubric version a page shows, and the latest day that has scores for it."""
-
-    rubric_name: str
-    rubric_version: str
-    last_day: dt.date | None
-
-    @property
-    def this_week(self) -> tuple[dt.date, dt.date] | None:
-        """``[start, end)`` of the 7 days ending at ``last_day``."""
-        return None if self.last_day is None else (self.last_day - 6 * DAY, self.last_day + DAY)
-
-
-@dataclass(frozen=True, slots=True)
-class Regression:
-    key: str
-    metric: str
-    segment: str | None
-    state: str  # open | worsening | recovered
-    first_found: dt.datetime  # start of the first and the last run's interval that found it
-    last_found: dt.datetime
-    latest_difference: float | None
-    announced_difference: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,99 +160,14 @@ class Reader:
     # --- regressions and segments ---------------------------------------------------------------
 
     def regressions(self, scope: Scope) -> list[Regression]:
-        """Regressions found by recent runs, each with its state for on-call.
-
-        ``open``: on-call was told and it has not recovered (or the latest run still finds it and
-        the alert has not gone out yet); ``worsening``: open, and announced again since it opened
-        because it dropped further by ``alerts.min_drop``; ``recovered``: found recently, no longer open.
-        """
-        history = self._comparison_history(scope)
-        if not history:
-            return []
-        known = self.warehouse.open_regressions(scope.rubric_name, scope.rubric_version)
-        latest_run = max(row["interval_end"] for row in history)
-        by_key: dict[str, list[dict[str, Any]]] = {}
-        for row in history:
-            by_key.setdefault(regression_key(row["metric"], row["segment"] or None), []).append(row)
-        found = []
-        for key, rows in by_key.items():
-            hits = [r for r in rows if r["status"] == "regression"]
-            if not hits and key not in known:
-                continue
-            latest = max(rows, key=lambda r: r["interval_end"])
-            state = self._state(key, rows, known, still_found=latest["interval_end"] == latest_run and latest in hits)
-            if state is None:
-                continue
-            dated = hits or rows
-            found.append(
-                Regression(
-                    key=key,
-                    metric=latest["metric"],
-                    segment=latest["segment"] or None,
-                    state=state,
-                    first_found=min(r["interval_start"] for r in dated),
-                    last_found=max(r["interval_start"] for r in dated),
-                    latest_difference=latest["difference"],
-                    announced_difference=known[key].difference if key in known else None,
-                )
-            )
-        order = {"worsening": 0, "open": 1, "recovered": 2}
-        return sorted(found, key=lambda r: (order[r.state], r.latest_difference or 0.0))
-
-    def _state(self, key: str, rows: list[dict[str, Any]], known: dict[str, Any], *, still_found: bool) -> str | None:
-        if key not in known:
-            return "open" if still_found else "recovered"
-        opened = known[key]
-        at_opening = [r["difference"] for r in rows if r["interval_end"] == opened.opened_at and r["difference"]]
-        dropped_since = bool(at_opening) and opened.difference <= at_opening[0] - self.settings.alerts.min_drop
-        return "worsening" if dropped_since else "open"
-
-    def _comparison_history(self, scope: Scope) -> list[dict[str, Any]]:
-        runs, comparisons = self.warehouse.runs, self.warehouse.comparisons
-        since = _start_of(scope.last_day, self.settings.ui.regression_days) if scope.last_day else None
-        query = (
-            select(
-                comparisons.c.metric,
-                comparisons.c.segment,
-                comparisons.c.status,
-                comparisons.c.difference,
-                runs.c.interval_start,
-                runs.c.interval_end,
-            )
-            .join(runs, runs.c.run_key == comparisons.c.run_key)
-            .where(runs.c.rubric_name == scope.rubric_name, runs.c.rubric_version == scope.rubric_version)
+        """Regressions found by recent runs, each with its state for on-call (see :mod:`judgeflow.ui.findings`)."""
+        return recent_regressions(
+            self.warehouse, scope, days=self.settings.ui.regression_days, worsen_by=self.settings.alerts.min_drop
         )
-        if since is not None:
-            query = query.where(runs.c.interval_end >= since)
-        with self._connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-        for row in rows:
-            row["interval_start"], row["interval_end"] = _aware(row["interval_start"]), _aware(row["interval_end"])
-        return rows
 
     def segment_rows(self, scope: Scope) -> tuple[str | None, list[MetricComparison]]:
         """The latest run's per-segment comparisons (what its report showed), worst difference first."""
-        runs, comparisons = self.warehouse.runs, self.warehouse.comparisons
-        latest = (
-            select(runs.c.run_key)
-            .where(
-                runs.c.rubric_name == scope.rubric_name,
-                runs.c.rubric_version == scope.rubric_version,
-                select(comparisons.c.run_key).where(comparisons.c.run_key == runs.c.run_key).exists(),
-            )
-            .order_by(runs.c.interval_end.desc())
-            .limit(1)
-        )
-        with self._connect() as conn:
-            run_key = conn.execute(latest).scalar()
-            if run_key is None:
-                return None, []
-            details = conn.execute(
-                select(comparisons.c.details).where(comparisons.c.run_key == run_key, comparisons.c.segment != "")
-            ).scalars()
-            rows = [MetricComparison.from_json(d) for d in details if d]
-        rows.sort(key=lambda r: (r.difference is None, r.difference or 0.0, r.label))
-        return str(run_key), rows
+        return latest_segment_rows(self.warehouse, scope)
 
     # --- responses, health, rubric versions -----------------------------------------------------
 
@@ -311,7 +200,7 @@ class Reader:
         return [
             LowResponse(
                 response_id=str(row[0]),
-                created_at=_aware(row[1]),
+                created_at=aware(row[1]),
                 overall=float(row[2]),
                 rationale=self._shown(row[3]),
                 question=self._shown(row[4]),
@@ -338,7 +227,7 @@ class Reader:
                 run_key=r["run_key"],
                 dag_run_id=r["dag_run_id"],
                 rubric_version=r["rubric_version"],
-                interval_start=_aware(r["interval_start"]),
+                interval_start=aware(r["interval_start"]),
                 extracted=int(r["extracted"]),
                 scored=int(r["scored"]),
                 errors=int(r["errors"]),
@@ -374,8 +263,8 @@ class Reader:
             RubricVersion(
                 rubric_name=name,
                 rubric_version=version,
-                first_interval=_aware(first),
-                last_interval=_aware(last),
+                first_interval=aware(first),
+                last_interval=aware(last),
                 runs=int(n),
                 scored=int(scored or 0),
                 calibrations=calibrations.get((name, version), []),
@@ -432,16 +321,6 @@ class Reader:
 
     def _connect(self) -> Any:
         return self.warehouse.engine.connect()
-
-
-def _start_of(last_day: dt.date, days: int) -> dt.datetime:
-    return dt.datetime.combine(last_day - (days - 1) * DAY, dt.time(), tzinfo=dt.UTC)
-
-
-def _aware(moment: Any) -> Any:
-    if isinstance(moment, dt.datetime) and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment
 
 
 def _date(value: Any) -> dt.date:
