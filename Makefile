@@ -37,3 +37,7 @@ clean:
 
 calibrate: $(BIN)/.installed  ## judge the rubric's golden set, print the agreement table (RUBRIC=... to choose)
 	$(BIN)/judgeflow calibrate $(if $(RUBRIC),--rubric $(RUBRIC))
+
+.PHONY: bench-ui
+bench-ui: $(BIN)/.installed  ## the UI view's page, chart and JSON times at 10k, 100k and 1M scores in PostgreSQL
+	$(BIN)/judgeflow bench-ui

@@ -9,6 +9,8 @@
 - ``judgeflow estimate``: what a backfill will cost, before it runs; ``judgeflow compare-versions``:
   old rubric version against new after it ran (``judgeflow.backfill``).
 - ``judgeflow calibrate``: judge a rubric's golden set, print the agreement table (``--help``).
+- ``judgeflow bench-ui``: page, chart and JSON endpoint times of the UI view at 10k-1M scores (``--help``).
+- ``judgeflow rollup``: rebuild ``judge_daily_scores`` (the UI view's daily aggregates) for a range of days.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("estimate", help="what a backfill will cost, before it runs (see --help)", add_help=False)
     commands.add_parser("compare-versions", help="old rubric version vs new (see --help)", add_help=False)
     commands.add_parser("calibrate", help="agreement of the judge with a golden set (see --help)", add_help=False)
+    commands.add_parser("bench-ui", help="the UI view's page times at 10k-1M scores (see --help)", add_help=False)
+    rollup = commands.add_parser("rollup", help="rebuild judge_daily_scores for a rubric version and days")
+    rollup.add_argument("--settings", type=Path, default=PROJECT_ROOT / "include" / "judgeflow.yaml")
+    rollup.add_argument("--url", help="SQLAlchemy URL of the warehouse (default: the judge_warehouse connection)")
+    rollup.add_argument("--rubric", help="rubric name (default: the settings' rubric)")
+    rollup.add_argument("--version", required=True, help="rubric version key, as in judge_scores")
+    rollup.add_argument("--start", type=dt.date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
+    rollup.add_argument("--end", type=dt.date.fromisoformat, required=True, help="day after the last, YYYY-MM-DD")
     seed = commands.add_parser("seed", help="insert generated responses into a warehouse")
     seed.add_argument("--url", required=True, help="SQLAlchemy URL of the warehouse")
     seed.add_argument("--count", type=int, default=500)
@@ -68,10 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         from judgeflow.calibration_cli import main as calibrate_main
 
         return calibrate_main(rest)
+    if args.command == "bench-ui":
+        from judgeflow.ui.bench import main as bench_ui_main
+
+        return bench_ui_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "seed":
         return _seed(args.url, args.count, args.days)
+    if args.command == "rollup":
+        return _rollup(args)
     return run_demo(workdir=args.workdir, per_day=args.per_day)
 
 
@@ -81,6 +97,30 @@ def _seed(url: str, count: int, days: int) -> int:
     end = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     inserted = seed_warehouse(create_engine(url), generate_responses(count=count, end=end, days=days))
     print(f"inserted {inserted} responses into {url}")
+    return 0
+
+
+def _rollup(args: argparse.Namespace) -> int:
+    """For a warehouse that had scores before the view existed, or after scores were written by hand."""
+    from judgeflow.config import load_settings
+    from judgeflow.connections import server_connection, warehouse_url
+    from judgeflow.daily_scores import refresh_daily_scores
+    from judgeflow.warehouse import Warehouse
+
+    settings = load_settings(args.settings)
+    url = args.url or warehouse_url(
+        settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
+    )
+    warehouse = Warehouse.from_url(url, settings.source)
+    warehouse.ensure_schema()
+    rows = refresh_daily_scores(
+        warehouse,
+        rubric_name=args.rubric or settings.rubric,
+        rubric_version=args.version,
+        start=args.start,
+        end=args.end,
+    )
+    print(f"judge_daily_scores: {rows} rows for days [{args.start}, {args.end})")
     return 0
 
 

@@ -112,6 +112,17 @@ class AlertConfig(_Frozen):
     airflow_base_url: str = "http://localhost:8080"
 
 
+class UiConfig(_Frozen):
+    """The judgeflow view in the Airflow UI (:mod:`judgeflow.ui`): what it shows, how much of it."""
+
+    trend_days: int = Field(28, ge=2, le=366, description="days of daily means on the trend chart")
+    regression_days: int = Field(28, ge=1, description="regressions found by runs this recent are listed")
+    lowest_responses: int = Field(20, ge=1, le=500, description="lowest-scoring responses of the week shown")
+    text_chars: int = Field(300, ge=20, description="rationales and response texts are truncated to this")
+    redact: bool = Field(True, description="mask e-mails, phone numbers and key-like strings, as in alerts")
+    runs_shown: int = Field(14, ge=1, le=365, description="recent runs in the run-health table")
+
+
 class ModelPrice(_Frozen):
     """US dollars per million tokens."""
 
@@ -152,6 +163,7 @@ class Settings(_Frozen):
     budget: BudgetConfig = BudgetConfig()
     alerts: AlertConfig = AlertConfig()
     connections: ConnectionIds = ConnectionIds()
+    ui: UiConfig = UiConfig()
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     calibration: CalibrationConfig = Field(default_factory=lambda: CalibrationConfig())
 

@@ -232,6 +232,7 @@ def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], conte
         }
     )
     log.info("run summary: %s", summary)
+    _refresh_daily_scores(job)
     if totals["left_for_budget"]:
         log.warning("budget cap reached: %d responses left for the next run", totals["left_for_budget"])
     if totals["unaccounted"]:
@@ -362,6 +363,18 @@ def alert_on_call(
             job.rubric.name, job.rubric.version_key, plan.open_after(known, run.interval_end)
         )
     return {"alerted": True, "sent": sent, "reasons": list(decision.reasons), "ongoing": list(plan.ongoing)}
+
+
+def _refresh_daily_scores(job: Job) -> None:
+    """The UI view's daily aggregates for the days this run touched; a failure is logged, never fails the run."""
+    from judgeflow.daily_scores import refresh_for_run
+
+    try:
+        refresh_for_run(
+            job.warehouse, run_key=job.run.run_key, rubric_name=job.rubric.name, rubric_version=job.rubric.version_key
+        )
+    except Exception:
+        log.exception("could not refresh judge_daily_scores for run %s", job.run.run_key)
 
 
 def _write_report(job: Job, frame: Any, report: Any) -> str:

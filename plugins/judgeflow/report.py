@@ -5,7 +5,7 @@ links to by relative name, so the directory can be copied or served as it is (no
 ``folder`` is a local path or an object-storage URL (``s3://...``, ``file://...``): the bytes go
 through :class:`airflow.sdk.ObjectStoragePath`.
 
-Charts:
+Charts (drawn by :mod:`judgeflow.charts`, which the Airflow UI view calls too):
 
 - ``distributions.png``: per metric (``overall`` first, then each criterion) one small panel with
   the share of each score value, baseline window vs current window (``overall`` as histograms);
@@ -24,31 +24,23 @@ matplotlib and pandas are imported inside the functions: Airflow imports modules
 from __future__ import annotations
 
 import html
-import io
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from judgeflow.charts import ValueCounts, WindowCounts, distributions_png, segments_png
 from judgeflow.regression import MetricComparison, RegressionReport
 from judgeflow.regression_stats import CREATED_AT, OVERALL
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import ObjectStoragePath
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 DISTRIBUTIONS_PNG = "distributions.png"
 SEGMENTS_PNG = "segment_differences.png"
 INDEX_HTML = "index.html"
-
-_DPI = 100
-_MAX_DISCRETE_VALUES = 12
-"""A criterion with at most this many distinct values is drawn as bars per value, else as a histogram."""
-
-_BASELINE_COLOR, _CURRENT_COLOR, _REGRESSION_COLOR, _OTHER_COLOR = "#9aa5b1", "#1f6feb", "#d1242f", "#57606a"
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1f2328}
@@ -87,8 +79,8 @@ def write_run_report(
     metrics = [OVERALL, *(c for c in criteria if c != OVERALL)]
     windows = _split(scores, report)
     images = {
-        DISTRIBUTIONS_PNG: _distributions_png(windows, metrics),
-        SEGMENTS_PNG: _segments_png([c for c in report.comparisons if c.segment is not None]),
+        DISTRIBUTIONS_PNG: distributions_png({m: _window_counts(windows, m) for m in metrics}),
+        SEGMENTS_PNG: segments_png([c for c in report.comparisons if c.segment is not None]),
     }
     page = _render_html(report=report, title=title, images=images)
 
@@ -135,114 +127,15 @@ def _split(scores: pd.DataFrame, report: RegressionReport) -> _Windows:
     return _Windows(baseline, current)
 
 
-def _metric_values(frame: pd.DataFrame, metric: str) -> np.ndarray:
+def _window_counts(windows: _Windows, metric: str) -> WindowCounts:
+    """Both windows' value counts of ``metric``: what :func:`judgeflow.charts.distributions_png` draws."""
+    return WindowCounts(_counts(windows.baseline, metric), _counts(windows.current, metric))
+
+
+def _counts(frame: pd.DataFrame, metric: str) -> ValueCounts:
     if metric not in frame.columns:
-        return np.empty(0)
-    values = frame[metric].to_numpy(dtype=float, na_value=np.nan)
-    return values[~np.isnan(values)]
-
-
-# --- charts -------------------------------------------------------------------------------------
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    """A figure outside pyplot's registry: nothing global to close, safe in threads."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-
-
-def _plain(text: str) -> str:
-    """Data text as a literal label: an unescaped ``$`` would start matplotlib mathtext (and may fail)."""
-    return text.replace("$", r"\$")
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=_DPI)
-    figure.clear()
-    return buffer.getvalue()
-
-
-def _distributions_png(windows: _Windows, metrics: Sequence[str]) -> bytes | None:
-    """Small multiples, one panel per metric; ``None`` when neither window holds a score."""
-    samples = {m: (_metric_values(windows.baseline, m), _metric_values(windows.current, m)) for m in metrics}
-    if not any(b.size or c.size for b, c in samples.values()):
-        return None
-    columns = min(3, len(metrics))
-    rows = -(-len(metrics) // columns)
-    figure = _new_figure(4.0 * columns, 3.0 * rows)
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for ax, metric in zip(axes, metrics, strict=False):
-        baseline, current = samples[metric]
-        _distribution_panel(ax, metric, baseline=baseline, current=current)
-    for ax in axes[len(metrics) :]:
-        ax.set_visible(False)
-    return _png(figure)
-
-
-def _distribution_panel(ax: Axes, metric: str, *, baseline: np.ndarray, current: np.ndarray) -> None:
-    ax.set_title(_plain(metric), fontsize=10)
-    ax.set_ylabel("share of responses", fontsize=8)
-    if not (baseline.size or current.size):
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-        return
-    samples = [
-        (sample, f"{name} (n={sample.size})", color)
-        for sample, name, color in ((baseline, "baseline", _BASELINE_COLOR), (current, "current", _CURRENT_COLOR))
-    ]
-    distinct = np.unique(np.concatenate([baseline, current]))
-    if metric != OVERALL and distinct.size <= _MAX_DISCRETE_VALUES:
-        _share_bars(ax, samples, distinct)
-    else:
-        _share_histogram(ax, [s for s in samples if s[0].size], bins=min(20, distinct.size))
-    ax.legend(fontsize=7)
-
-
-def _share_bars(ax: Axes, samples: Sequence[tuple[np.ndarray, str, str]], distinct: np.ndarray) -> None:
-    """Side-by-side bars: the share of each window's responses with each score value."""
-    positions = np.arange(distinct.size)
-    for offset, (sample, label, color) in zip((-0.2, 0.2), samples, strict=True):
-        shares = [float(np.mean(sample == v)) if sample.size else 0.0 for v in distinct]
-        ax.bar(positions + offset, shares, width=0.4, label=label, color=color)
-    ax.set_xticks(positions, [f"{v:g}" for v in distinct])
-
-
-def _share_histogram(ax: Axes, samples: Sequence[tuple[np.ndarray, str, str]], *, bins: int) -> None:
-    """Side-by-side histograms weighted to shares, so windows of different sizes compare."""
-    edges = np.histogram_bin_edges(np.concatenate([s for s, _, _ in samples]), bins=bins)
-    ax.hist(
-        [s for s, _, _ in samples],
-        bins=edges.tolist(),
-        weights=[np.full(s.size, 1.0 / s.size) for s, _, _ in samples],
-        label=[label for _, label, _ in samples],
-        color=[color for _, _, color in samples],
-    )
-
-
-def _segments_png(rows: Sequence[MetricComparison]) -> bytes | None:
-    """Horizontal bars of ``difference`` per segment row with CI error bars; ``None`` if none has one."""
-    rows = [r for r in rows if r.difference is not None]
-    if not rows:
-        return None
-    differences = np.array([r.difference for r in rows], dtype=float)
-    low = np.array([np.nan if r.ci_low is None else r.ci_low for r in rows], dtype=float)
-    high = np.array([np.nan if r.ci_high is None else r.ci_high for r in rows], dtype=float)
-    xerr = np.nan_to_num(np.clip([differences - low, high - differences], 0.0, None), nan=0.0)
-    figure = _new_figure(8.0, max(2.5, 0.3 * len(rows) + 1.2))
-    ax = figure.subplots()
-    positions = np.arange(len(rows))
-    colors = [_REGRESSION_COLOR if r.status.is_regression else _OTHER_COLOR for r in rows]
-    ax.barh(positions, differences, xerr=xerr, color=colors, ecolor="#1f2328", capsize=2)
-    ax.set_yticks(positions, [_plain(r.label) for r in rows], fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(0.0, color="#1f2328", linewidth=0.8)
-    ax.set_xlabel("current - baseline (mean score), 95% bootstrap CI")
-    ax.set_title("Per-segment differences (red: regression)", fontsize=10)
-    return _png(figure)
+        return ValueCounts.empty()
+    return ValueCounts.of(frame[metric].to_numpy(dtype=float, na_value=np.nan))
 
 
 # --- page ---------------------------------------------------------------------------------------

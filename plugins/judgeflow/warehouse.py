@@ -17,6 +17,7 @@ Tables judgeflow owns (created on first use; the source table is the application
 - ``judge_comparisons``: one row per comparison per run (metric, segment, windows, test, status),
   so trends can be queried.
 - ``judge_alert_state``: the regressions on-call has been told about and not yet seen recover.
+- ``judge_daily_scores``: per day, metric and score value, how many responses (for the UI view).
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ from judgeflow.config import SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
 from judgeflow.sqlite_wal import switch_to_wal
-from judgeflow.warehouse_schema import alert_tables, judge_tables, message_batches_table
+from judgeflow.warehouse_schema import (
+    alert_tables,
+    daily_scores_table,
+    judge_tables,
+    message_batches_table,
+    view_indexes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,8 @@ class Warehouse:
         self.items, self.scores, self.criterion_scores, self.errors, self.runs = judge_tables(self.metadata, id_type)
         self.message_batches = message_batches_table(self.metadata)
         self.comparisons, self.alert_state = alert_tables(self.metadata)
+        self.daily_scores = daily_scores_table(self.metadata)
+        self.view_indexes = view_indexes(self.scores)
 
     @classmethod
     def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
@@ -92,9 +101,12 @@ class Warehouse:
             self.message_batches,
             self.comparisons,
             self.alert_state,
+            self.daily_scores,
         ]
         with self._errors_as("create tables"):
             self.metadata.create_all(self.engine, tables=judge_tables, checkfirst=True)
+            for index in self.view_indexes:  # tables made before these indexes existed get them too
+                index.create(self.engine, checkfirst=True)
 
     # --- extract ---------------------------------------------------------------------------------
 

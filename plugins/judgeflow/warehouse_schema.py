@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 
 
 def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
@@ -175,3 +175,37 @@ def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
         Index("ix_judge_calibration_runs_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
     )
     return calibrations, runs
+
+
+# --- the Airflow UI view (judgeflow.ui) -----------------------------------------------------------
+
+
+def daily_scores_table(metadata: MetaData) -> Table:
+    """Per rubric version, day (the responses' ``created_at``, UTC), metric and score value: how many
+    responses and the sum of their exact scores.
+
+    A few hundred rows a day however many responses, so the view's trend and weekly distributions
+    read kilobytes instead of aggregating millions of criterion rows per page view. Refreshed for
+    the days a run touched by :func:`judgeflow.daily_scores.refresh_daily_scores`; ``overall``
+    values are bucketed to 0.01 (``total`` keeps the exact mean), criterion values are exact.
+    """
+    return Table(
+        "judge_daily_scores",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("day", Date, primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("value", Float, primary_key=True),
+        Column("n", Integer, nullable=False),
+        Column("total", Float, nullable=False),
+    )
+
+
+def view_indexes(scores: Table) -> list[Index]:
+    """Indexes the view's queries need on tables that already exist in production.
+
+    ``create_all`` makes indexes only with a new table, so :meth:`Warehouse.ensure_schema` creates
+    these one by one (``checkfirst``). ``ix_judge_scores_rubric_overall`` serves the lowest-scoring
+    responses (an ordered walk from the bottom instead of a sort of the whole version)."""
+    return [Index("ix_judge_scores_rubric_overall", scores.c.rubric_name, scores.c.rubric_version, scores.c.overall)]

@@ -1,0 +1,272 @@
+"""The FastAPI app behind the view: HTML pages, their PNG charts and JSON endpoints for BI tools.
+
+Mounted by :class:`judgeflow.ui.plugin.JudgeflowViewPlugin` under ``/judgeflow`` on Airflow's
+api-server. Every route depends on the api-server's own authorization
+(``requires_access_view(AccessView.WEBSITE)``: whoever may use the Airflow UI, by JWT in the
+``Authorization`` header or the UI's ``_token`` cookie); without it a request gets 401, with a token
+that may not see the UI 403. Only the warehouse is read, never Airflow's metadata database, so the
+view works while the scheduler is down.
+
+Routes are plain ``def``: FastAPI runs them in its thread pool, so a slow query never blocks the
+api-server's event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from judgeflow import charts
+from judgeflow.errors import JudgeflowError
+from judgeflow.ui import pages
+from judgeflow.ui.queries import Reader, Scope
+
+SETTINGS_ENV = "JUDGEFLOW_SETTINGS"
+DEFAULT_SETTINGS = Path(__file__).resolve().parents[3] / "include" / "judgeflow.yaml"
+WEEK_LABELS = ("last week", "this week")
+
+
+def create_app() -> FastAPI:
+    """The app the plugin mounts: the warehouse from the ``judge_warehouse`` connection, behind Airflow's auth."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import requires_access_view
+
+    return build_app(_LazyReader(), dependencies=[Depends(requires_access_view(AccessView.WEBSITE))])
+
+
+def build_app(reader: Callable[[], Reader], *, dependencies: Sequence[Any]) -> FastAPI:
+    """The routes over any reader; ``dependencies`` guard every route (the benchmark passes none)."""
+    app = FastAPI(title="judgeflow", dependencies=list(dependencies), docs_url=None, redoc_url=None)
+
+    @app.exception_handler(JudgeflowError)
+    def _warehouse_trouble(request: Request, exc: JudgeflowError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    _pages(app, reader)
+    _charts(app, reader)
+    _api(app, reader)
+    return app
+
+
+def _scope(reader: Reader, request: Request) -> Scope | None:
+    params = request.query_params
+    return reader.scope(params.get("rubric") or None, params.get("version") or None)
+
+
+def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
+    @app.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> str:
+        r, query = reader(), request.url.query
+        scope = _scope(r, request)
+        body = [pages.note("no runs yet: the view fills after the first run of llm_judge_daily")]
+        if scope is not None:
+            body = [
+                "<h2>Score trend</h2>",
+                pages.image(
+                    "charts/trend.png", alt="daily mean per criterion", query=query, present=scope.last_day is not None
+                ),
+                "<h2>This week and last week</h2>",
+                pages.image(
+                    "charts/distributions.png",
+                    alt="score distributions, last week vs this week",
+                    query=query,
+                    present=scope.last_day is not None,
+                ),
+                "<h2>Regressions</h2>",
+                pages.regressions_table(r.regressions(scope)),
+                "<h2>Run health</h2>",
+                pages.health_table(r.run_health(scope)),
+            ]
+        return pages.page(title="Quality at a glance", scope=scope, query=query, body=body)
+
+    @app.get("/segments", response_class=HTMLResponse)
+    def segments(request: Request) -> str:
+        r, query = reader(), request.url.query
+        scope = _scope(r, request)
+        run_key, rows = r.segment_rows(scope) if scope else (None, [])
+        body = [
+            pages.note(f"comparisons of run {run_key}" if run_key else "no comparisons yet"),
+            pages.image(
+                "charts/segments.png",
+                alt="per-segment differences with 95% CI",
+                query=query,
+                present=any(row.difference is not None for row in rows),
+            ),
+            pages.segments_table(rows),
+        ]
+        return pages.page(title="Per-segment comparisons", scope=scope, query=query, body=body)
+
+    @app.get("/responses", response_class=HTMLResponse)
+    def responses(request: Request) -> str:
+        r, query = reader(), request.url.query
+        scope = _scope(r, request)
+        rows = r.lowest_responses(scope) if scope else []
+        body = [pages.lowest_table(rows, r.warehouse.segment_names())]
+        return pages.page(title="Lowest-scoring responses this week", scope=scope, query=query, body=body)
+
+    @app.get("/rubrics", response_class=HTMLResponse)
+    def rubrics(request: Request) -> str:
+        r, query = reader(), request.url.query
+        body = [pages.rubrics_table(r.rubric_versions())]
+        return pages.page(title="Rubric versions", scope=_scope(r, request), query=query, body=body)
+
+
+class ChartCache:
+    """Rendered PNGs keyed by the exact data they draw, so a chart is drawn once per change of its data.
+
+    The data is read on every request (a few milliseconds); only matplotlib's drawing, 100-200 ms
+    per chart, is skipped when nothing changed, which is every view between two daily runs."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._pngs: OrderedDict[str, bytes | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, data: Any, draw: Callable[[], bytes | None]) -> bytes | None:
+        key = name + ":" + hashlib.sha256(repr(data).encode()).hexdigest()
+        with self._lock:
+            if key in self._pngs:
+                self._pngs.move_to_end(key)
+                return self._pngs[key]
+        png = draw()
+        with self._lock:
+            self._pngs[key] = png
+            while len(self._pngs) > self.size:
+                self._pngs.popitem(last=False)
+        return png
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pngs.clear()
+
+
+def _charts(app: FastAPI, reader: Callable[[], Reader]) -> None:
+    cache = app.state.chart_cache = ChartCache()
+
+    def png(data: bytes | None) -> Response:
+        if data is None:
+            return Response("no data", status_code=404, media_type="text/plain")
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+    @app.get("/charts/trend.png")
+    def trend_chart(request: Request) -> Response:
+        r = reader()
+        scope = _scope(r, request)
+        points = r.trend(scope) if scope else []
+        return png(cache.get("trend", points, lambda: charts.trend_png(points)))
+
+    @app.get("/charts/distributions.png")
+    def distributions_chart(request: Request) -> Response:
+        r = reader()
+        scope = _scope(r, request)
+        counts = r.weekly_counts(scope) if scope else {}
+        key = [(m, [(c.values.tolist(), c.counts.tolist()) for c in w]) for m, w in counts.items()]
+        return png(cache.get("distributions", key, lambda: charts.distributions_png(counts, labels=WEEK_LABELS)))
+
+    @app.get("/charts/segments.png")
+    def segments_chart(request: Request) -> Response:
+        r = reader()
+        scope = _scope(r, request)
+        rows = r.segment_rows(scope)[1] if scope else []
+        return png(cache.get("segments", [row.to_json() for row in rows], lambda: charts.segments_png(rows)))
+
+
+def _api(app: FastAPI, reader: Callable[[], Reader]) -> None:
+    def answer(request: Request, build: Callable[[Reader, Scope], Any]) -> JSONResponse:
+        r = reader()
+        scope = _scope(r, request)
+        data = None if scope is None else build(r, scope)
+        return JSONResponse(jsonable_encoder({"scope": scope, "data": data}))
+
+    @app.get("/api/trend")
+    def api_trend(request: Request) -> JSONResponse:
+        return answer(request, lambda r, s: [p._asdict() for p in r.trend(s)])
+
+    @app.get("/api/distributions")
+    def api_distributions(request: Request) -> JSONResponse:
+        def build(r: Reader, s: Scope) -> Any:
+            week = s.this_week
+            return {
+                "this_week": None if week is None else {"start": week[0], "end": week[1]},
+                "metrics": {
+                    metric: {label.replace(" ", "_"): _counts(c) for label, c in zip(WEEK_LABELS, w, strict=True)}
+                    for metric, w in r.weekly_counts(s).items()
+                },
+            }
+
+        return answer(request, build)
+
+    @app.get("/api/regressions")
+    def api_regressions(request: Request) -> JSONResponse:
+        return answer(request, lambda r, s: r.regressions(s))
+
+    @app.get("/api/segments")
+    def api_segments(request: Request) -> JSONResponse:
+        def build(r: Reader, s: Scope) -> Any:
+            run_key, rows = r.segment_rows(s)
+            return {"run_key": run_key, "comparisons": [row.to_json() for row in rows]}
+
+        return answer(request, build)
+
+    @app.get("/api/responses/lowest")
+    def api_lowest(request: Request) -> JSONResponse:
+        return answer(request, lambda r, s: r.lowest_responses(s))
+
+    @app.get("/api/health")
+    def api_health(request: Request) -> JSONResponse:
+        return answer(
+            request,
+            lambda r, s: [
+                {**vars_of(h), "coverage": h.coverage, "cache_hit_rate": h.cache_hit_rate} for h in r.run_health(s)
+            ],
+        )
+
+    @app.get("/api/rubrics")
+    def api_rubrics(request: Request) -> JSONResponse:
+        return answer(request, lambda r, s: r.rubric_versions())
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+def _counts(counts: charts.ValueCounts) -> list[dict[str, float]]:
+    return [{"value": float(v), "n": int(n)} for v, n in zip(counts.values, counts.counts, strict=True)]
+
+
+class _LazyReader:
+    """The production reader, built on first use: settings from ``JUDGEFLOW_SETTINGS`` (else the
+    project's ``include/judgeflow.yaml``), the warehouse from the ``judge_warehouse`` connection.
+    A failed build (warehouse down) is retried on the next request."""
+
+    def __init__(self) -> None:
+        self._reader: Reader | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Reader:
+        if self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    self._reader = _production_reader()
+        return self._reader
+
+
+def _production_reader() -> Reader:
+    from judgeflow.config import load_settings
+    from judgeflow.connections import server_connection, warehouse_url
+    from judgeflow.warehouse import Warehouse
+
+    settings = load_settings(os.environ.get(SETTINGS_ENV) or DEFAULT_SETTINGS)
+    url = warehouse_url(
+        settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
+    )
+    return Reader(Warehouse.from_url(url, settings.source), settings)

@@ -1,0 +1,130 @@
+"""What recent runs found: regressions with their state for on-call, and the latest run's per-segment rows.
+
+Read from ``judge_comparisons`` (one row per comparison per run), ``judge_runs`` and
+``judge_alert_state`` (what on-call was told): small tables, whatever the number of scores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from judgeflow.alert_state import regression_key
+from judgeflow.regression import MetricComparison
+from judgeflow.ui.scope import Scope, aware, start_of
+from judgeflow.warehouse import Warehouse
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    key: str
+    metric: str
+    segment: str | None
+    state: str  # open | worsening | recovered
+    first_found: dt.datetime  # start of the first and the last run's interval that found it
+    last_found: dt.datetime
+    latest_difference: float | None
+    announced_difference: float | None
+
+
+def recent_regressions(warehouse: Warehouse, scope: Scope, *, days: int, worsen_by: float) -> list[Regression]:
+    """Regressions found by recent runs, each with its state for on-call.
+
+    ``open``: on-call was told and it has not recovered (or the latest run still finds it and
+    the alert has not gone out yet); ``worsening``: open, and announced again since it opened
+    because it dropped further by ``worsen_by`` (``alerts.min_drop``); ``recovered``: found recently,
+    no longer open.
+    """
+    history = _comparison_history(warehouse, scope, days=days)
+    if not history:
+        return []
+    known = warehouse.open_regressions(scope.rubric_name, scope.rubric_version)
+    latest_run = max(row["interval_end"] for row in history)
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in history:
+        by_key.setdefault(regression_key(row["metric"], row["segment"] or None), []).append(row)
+    found = []
+    for key, rows in by_key.items():
+        hits = [r for r in rows if r["status"] == "regression"]
+        if not hits and key not in known:
+            continue
+        latest = max(rows, key=lambda r: r["interval_end"])
+        state = _state(
+            key, rows, known, worsen_by=worsen_by, still_found=latest["interval_end"] == latest_run and latest in hits
+        )
+        dated = hits or rows
+        found.append(
+            Regression(
+                key=key,
+                metric=latest["metric"],
+                segment=latest["segment"] or None,
+                state=state,
+                first_found=min(r["interval_start"] for r in dated),
+                last_found=max(r["interval_start"] for r in dated),
+                latest_difference=latest["difference"],
+                announced_difference=known[key].difference if key in known else None,
+            )
+        )
+    order = {"worsening": 0, "open": 1, "recovered": 2}
+    return sorted(found, key=lambda r: (order[r.state], r.latest_difference or 0.0))
+
+
+def _state(key: str, rows: list[dict[str, Any]], known: dict[str, Any], *, worsen_by: float, still_found: bool) -> str:
+    if key not in known:
+        return "open" if still_found else "recovered"
+    opened = known[key]
+    at_opening = [r["difference"] for r in rows if r["interval_end"] == opened.opened_at and r["difference"]]
+    dropped_since = bool(at_opening) and opened.difference <= at_opening[0] - worsen_by
+    return "worsening" if dropped_since else "open"
+
+
+def _comparison_history(warehouse: Warehouse, scope: Scope, *, days: int) -> list[dict[str, Any]]:
+    runs, comparisons = warehouse.runs, warehouse.comparisons
+    since = start_of(scope.last_day, days) if scope.last_day else None
+    query = (
+        select(
+            comparisons.c.metric,
+            comparisons.c.segment,
+            comparisons.c.status,
+            comparisons.c.difference,
+            runs.c.interval_start,
+            runs.c.interval_end,
+        )
+        .join(runs, runs.c.run_key == comparisons.c.run_key)
+        .where(runs.c.rubric_name == scope.rubric_name, runs.c.rubric_version == scope.rubric_version)
+    )
+    if since is not None:
+        query = query.where(runs.c.interval_end >= since)
+    with warehouse.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    for row in rows:
+        row["interval_start"], row["interval_end"] = aware(row["interval_start"]), aware(row["interval_end"])
+    return rows
+
+
+def latest_segment_rows(warehouse: Warehouse, scope: Scope) -> tuple[str | None, list[MetricComparison]]:
+    """The latest run's per-segment comparisons (what its report showed), worst difference first."""
+    runs, comparisons = warehouse.runs, warehouse.comparisons
+    latest = (
+        select(runs.c.run_key)
+        .where(
+            runs.c.rubric_name == scope.rubric_name,
+            runs.c.rubric_version == scope.rubric_version,
+            select(comparisons.c.run_key).where(comparisons.c.run_key == runs.c.run_key).exists(),
+        )
+        .order_by(runs.c.interval_end.desc())
+        .limit(1)
+    )
+    with warehouse.engine.connect() as conn:
+        run_key = conn.execute(latest).scalar()
+        if run_key is None:
+            return None, []
+        details = conn.execute(
+            select(comparisons.c.details).where(comparisons.c.run_key == run_key, comparisons.c.segment != "")
+        ).scalars()
+        rows = [MetricComparison.from_json(d) for d in details if d]
+    rows.sort(key=lambda r: (r.difference is None, r.difference or 0.0, r.label))
+    return str(run_key), rows
