@@ -6,6 +6,7 @@
 - ``judgeflow seed``: fill a warehouse with generated sample responses.
 - ``judgeflow bench``: throughput at the rate limit against the usual thread pool (``--help``).
 - ``judgeflow bench-cost``: dollars per 1,000 responses, the usual way and judgeflow's (``--help``).
+- ``judgeflow stack-test``: the DAG and a backfill on a native CeleryExecutor stack, checked (``--help``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("emulator", help="the Messages API emulator (see --help)", add_help=False)
     commands.add_parser("bench", help="the throughput benchmark (see --help)", add_help=False)
     commands.add_parser("bench-cost", help="dollars per 1,000 responses, by mode (see --help)", add_help=False)
+    commands.add_parser("stack-test", help="the DAG on a native Celery stack, checked (see --help)", add_help=False)
     seed = commands.add_parser("seed", help="insert generated responses into a warehouse")
     seed.add_argument("--url", required=True, help="SQLAlchemy URL of the warehouse")
     seed.add_argument("--count", type=int, default=500)
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from judgeflow.bench_cost import main as bench_cost_main
 
         return bench_cost_main(rest)
+    if args.command == "stack-test":
+        from judgeflow.stack.command import main as stack_test_main
+
+        return stack_test_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "seed":
