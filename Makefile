@@ -34,3 +34,9 @@ format: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .judgeflow
+
+# --- scale: the distributed topology (docker-compose.yaml), verified natively -----------------
+.PHONY: stack-test
+
+stack-test: $(BIN)/.installed  ## the DAG + a 3-day backfill on CeleryExecutor: Postgres, Redis, 2 workers (~3 min)
+	$(BIN)/judgeflow stack-test
