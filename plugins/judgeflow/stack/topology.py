@@ -21,6 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 POOL_NAME = "judge_api"
 API_USER = "judgeflow"
 
+# The caller's Airflow and judgeflow settings (a test session's, say) must not leak into the stack:
+# it runs the DAG as a deployment would, with only what this module sets.
+_NOT_INHERITED = ("AIRFLOW", "JUDGEFLOW_")
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
@@ -49,9 +52,8 @@ def airflow_bin() -> str:
 
 
 def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file: Path) -> dict[str, str]:
-    """What every Airflow service of the stack sees; the parent's AIRFLOW_* and proxies are dropped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k not in _PROXY_VARIABLES}
-    env.pop("JUDGEFLOW_SETTINGS", None)
+    """What every Airflow service sees; the parent's AIRFLOW_*, JUDGEFLOW_* and proxy variables are dropped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED) and k not in _PROXY_VARIABLES}
     result_backend = "db+" + endpoints.metadata_url
     env.update(
         {
