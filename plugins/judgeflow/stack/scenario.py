@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -84,6 +85,7 @@ class StackReport:
     deferred_seen: bool = False
     days: list[ledger.DayCount] = field(default_factory=list)
     log_dir: str = ""
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)  # of the machine, at the end: others share it
 
     def check(self, ok: bool, message: str) -> None:
         if not ok:
@@ -110,6 +112,7 @@ def run_stack(options: StackOptions, *, say: Callable[[str], None] = print) -> S
         finally:
             say("stopping every process this run started, by pid")
     report.seconds["total"] = time.monotonic() - started
+    report.load_average = os.getloadavg()
     if not report.failures and options.log_dir is None:
         shutil.rmtree(workdir, ignore_errors=True)
         report.log_dir = ""
@@ -367,6 +370,8 @@ def iter_report_lines(report: StackReport) -> Iterator[str]:
     yield f"       limit {opts.rpm:.0f} requests/min shared in Redis, emulator latency median {opts.latency_median_s}s"
     for name, seconds in report.seconds.items():
         yield f"  {name:<78}{seconds:>7.1f} s"
+    load = ", ".join(f"{x:.1f}" for x in report.load_average)
+    yield f"  machine: {os.cpu_count()} cores, load average at the end (1, 5, 15 min): {load}"
     if report.workers:
         yield ""
         yield f"triggered run {report.triggered_run.get('dag_run_id')}: {report.triggered_run.get('state')}"
