@@ -12,15 +12,8 @@ import shutil
 
 import pytest
 
-from judgeflow.stack.scenario import (
-    BACKFILL_DAYS,
-    DECOY_DAYS,
-    TRIGGERED_DAY,
-    WORKERS,
-    StackOptions,
-    iter_report_lines,
-    run_stack,
-)
+from judgeflow.stack.report import StackOptions, iter_report_lines
+from judgeflow.stack.scenario import BACKFILL_DAYS, DECOY_DAYS, TRIGGERED_DAY, WORKERS, run_stack
 from tests.conftest import require_tcp, service_missing
 
 

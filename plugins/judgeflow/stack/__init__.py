@@ -12,5 +12,7 @@ Docker engine on the machines this project is built on; this is how the compose 
 - :mod:`topology`: the shared Airflow environment and the command of each service.
 - :mod:`rest`: the bits of Airflow's REST API v2 the run needs (JWT from ``/auth/token``).
 - :mod:`observe`: what ran where and when, from the REST API, as figures.
-- :mod:`scenario`: the run itself, its checks and its report.
+- :mod:`ledger`: the days it seeds, and what the warehouse says was scored per day.
+- :mod:`report`: the run's options, and its figures and failed checks.
+- :mod:`scenario`: the run itself and its checks.
 """

@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from judgeflow.stack.scenario import StackOptions, iter_report_lines, run_stack
+from judgeflow.stack.report import StackOptions, iter_report_lines
+from judgeflow.stack.scenario import run_stack
 
 
 def build_parser() -> argparse.ArgumentParser:
