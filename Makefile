@@ -41,3 +41,9 @@ calibrate: $(BIN)/.installed  ## judge the rubric's golden set, print the agreem
 .PHONY: bench-ui
 bench-ui: $(BIN)/.installed  ## the UI view's page, chart and JSON times at 10k, 100k and 1M scores in PostgreSQL
 	$(BIN)/judgeflow bench-ui
+
+# --- scale: the distributed topology (docker-compose.yaml), verified natively -----------------
+.PHONY: stack-test
+
+stack-test: $(BIN)/.installed  ## the DAG + a 3-day backfill on CeleryExecutor: Postgres, Redis, 2 workers (~3 min)
+	$(BIN)/judgeflow stack-test

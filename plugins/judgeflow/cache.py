@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from hashlib import sha256
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 from judgeflow.records import Verdict
 from judgeflow.sqlite_wal import switch_to_wal
@@ -211,7 +211,9 @@ class RedisVerdictCache(_FailSafeCache):
     def _read(self, keys: list[str]) -> dict[str, Verdict]:
         hits: dict[str, Verdict] = {}
         for chunk in _chunks(keys, REDIS_CHUNK):
-            for key, raw in zip(chunk, self._client.mget(chunk), strict=True):
+            # redis-py 6 (which Celery's kombu pins) types mget as possibly awaitable; this client is sync.
+            values = cast("list[Any]", self._client.mget(chunk))
+            for key, raw in zip(chunk, values, strict=True):
                 if raw is not None and (verdict := _decode_verdict(key, raw)) is not None:
                     hits[key] = verdict
         return hits

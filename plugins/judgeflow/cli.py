@@ -11,6 +11,7 @@
 - ``judgeflow calibrate``: judge a rubric's golden set, print the agreement table (``--help``).
 - ``judgeflow bench-ui``: page, chart and JSON endpoint times of the UI view at 10k-1M scores (``--help``).
 - ``judgeflow rollup``: rebuild ``judge_daily_scores`` (the UI view's daily aggregates) for a range of days.
+- ``judgeflow stack-test``: the DAG and a backfill on a native CeleryExecutor stack, checked (``--help``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     rollup.add_argument("--version", required=True, help="rubric version key, as in judge_scores")
     rollup.add_argument("--start", type=dt.date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
     rollup.add_argument("--end", type=dt.date.fromisoformat, required=True, help="day after the last, YYYY-MM-DD")
+    commands.add_parser("stack-test", help="the DAG on a native Celery stack, checked (see --help)", add_help=False)
     seed = commands.add_parser("seed", help="insert generated responses into a warehouse")
     seed.add_argument("--url", required=True, help="SQLAlchemy URL of the warehouse")
     seed.add_argument("--count", type=int, default=500)
@@ -82,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         from judgeflow.ui.bench import main as bench_ui_main
 
         return bench_ui_main(rest)
+    if args.command == "stack-test":
+        from judgeflow.stack.command import main as stack_test_main
+
+        return stack_test_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "seed":

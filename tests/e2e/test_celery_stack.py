@@ -1,0 +1,44 @@
+"""The daily DAG on a real distributed stack: CeleryExecutor, two workers, Postgres, Redis.
+
+``judgeflow.stack`` starts api-server, scheduler, dag-processor, triggerer and two Celery workers
+from this virtualenv (what docker-compose.yaml runs in containers), triggers a run through the REST
+API, runs a three-day backfill through the scheduler, and stops everything by pid. This test holds
+the run to its checks; ``make stack-test`` runs the same scenario and prints the figures.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from judgeflow.stack.report import StackOptions, iter_report_lines
+from judgeflow.stack.scenario import BACKFILL_DAYS, DECOY_DAYS, TRIGGERED_DAY, WORKERS, run_stack
+from tests.conftest import require_tcp, service_missing
+
+
+@pytest.mark.timeout(900)
+def test_daily_dag_and_backfill_on_two_celery_workers() -> None:
+    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
+    if shutil.which("redis-server") is None:
+        service_missing("redis-server is not installed (the stack runs a private one)")
+
+    report = run_stack(StackOptions(), say=print)
+    for line in iter_report_lines(report):
+        print(line)
+
+    assert report.failures == [], "\n".join(report.failures)
+    assert report.triggered_run["state"] == "success"
+    assert {figures.worker for figures in report.workers} == set(WORKERS), "mapped tasks on both workers"
+    assert report.overlaps > 0 and report.overlap_seconds > 0, "on both at the same time"
+    assert report.http_429 == 0, "the Redis limiter held both workers under the shared limit"
+    assert report.api_requests == report.judged_realtime > 0, "one request per uncached score: none judged twice"
+    assert [run["state"] for run in report.backfill_runs] == ["success"] * 3
+    assert report.deferred_seen, "batch mode waited in the triggerer"
+    days = {day.day: day for day in report.days}
+    for judged in (TRIGGERED_DAY, *BACKFILL_DAYS):
+        assert days[judged].scored_once_each, days[judged]
+        assert len(days[judged].score_run_ids) == 1, days[judged]
+    assert len({days[d].score_run_ids for d in BACKFILL_DAYS}) == 3, "each backfill day by its own run"
+    for decoy in DECOY_DAYS:
+        assert days[decoy].responses > 0 and days[decoy].scored == 0, days[decoy]
