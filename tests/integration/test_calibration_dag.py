@@ -23,9 +23,9 @@ from judgeflow.emulator import EmulatorConfig, EmulatorServer
 from judgeflow.golden import load_golden_set
 from judgeflow.rubric import load_rubric
 from judgeflow.sample_data import generate_responses, seed_warehouse
+from judgeflow.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import anthropic_connection, sqlite_connection
 from tests.support.dag_runs import ROOT, run_dag, write_settings
-from tests.support.slack_receiver import SlackReceiver, connection_json
 from tests.support.warehouse_checks import count
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)

@@ -16,7 +16,7 @@ import pytest
 
 from judgeflow.alerts import AlertContext, build_alert_blocks, decide_alert, failure_notifier, send_alert
 from judgeflow.regression import ComparisonStatus, MetricComparison, RegressionReport
-from tests.support.slack_receiver import SlackReceiver, connection_json
+from judgeflow.slack_receiver import SlackReceiver, connection_json
 
 CONN_ID = "slack_oncall"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")

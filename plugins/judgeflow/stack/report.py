@@ -54,6 +54,7 @@ class StackReport:
     http_429: int = 0
     backfill_runs: list[dict[str, Any]] = field(default_factory=list)
     deferred_seen: bool = False
+    deadline_alerts: int = 0  # Slack messages the triggerer sent for runs past the DAG's deadline
     days: list[ledger.DayCount] = field(default_factory=list)
     log_dir: str = ""
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)  # of the machine, at the end: others share it
@@ -89,6 +90,7 @@ def iter_report_lines(report: StackReport) -> Iterator[str]:
             f"score tasks on different workers running at once: {report.overlaps} pairs, "
             f"longest {report.overlap_seconds:.1f} s"
         )
+        yield f"deadline alerts sent to Slack by the triggerer (runs outlive the deadline): {report.deadline_alerts}"
     if report.backfill_runs:
         yield ""
         for run in report.backfill_runs:

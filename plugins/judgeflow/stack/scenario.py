@@ -31,6 +31,7 @@ import httpx
 import yaml
 from sqlalchemy import Engine, create_engine
 
+from judgeflow.slack_receiver import SlackReceiver
 from judgeflow.stack import ledger, observe, services, topology
 from judgeflow.stack.processes import ProcessSet
 from judgeflow.stack.report import StackOptions, StackReport
@@ -42,6 +43,7 @@ TRIGGERED_DAY = dt.date(2026, 3, 1)  # the triggered run's logical date is the d
 BACKFILL_DAYS = (dt.date(2026, 3, 10), dt.date(2026, 3, 11), dt.date(2026, 3, 12))
 DECOY_DAYS = (dt.date(2026, 3, 9), dt.date(2026, 3, 13))
 TERMINAL = {"success", "failed"}
+RUN_DEADLINE_HOURS = 0.003  # 10.8 s: every run outlives it, so the deadline alert must fire
 
 
 def run_stack(options: StackOptions, *, say: Callable[[str], None] = print) -> StackReport:
@@ -96,6 +98,7 @@ def _run(
     say(f"seeded {seeded} responses on {len(BACKFILL_DAYS) + len(DECOY_DAYS) + 1} days")
 
     redis_server = services.start_private_redis(processes)
+    slack = cleanup.enter_context(SlackReceiver())
     endpoints = topology.StackEndpoints(
         airflow_home=workdir / "airflow",
         metadata_url=metadata_url,
@@ -106,6 +109,8 @@ def _run(
         api_port=services.free_port(),
         settings_path=workdir / "judgeflow.yaml",
         worker_concurrency=options.worker_concurrency,
+        slack_url=slack.url,
+        run_deadline_hours=RUN_DEADLINE_HOURS,
     )
     endpoints.airflow_home.mkdir(parents=True)
     _write_settings(endpoints.settings_path, workdir, options)
@@ -133,6 +138,7 @@ def _run(
     report.triggered_run = {k: run.get(k) for k in ("dag_run_id", "state", "logical_date", "start_date", "end_date")}
     report.check(run["state"] == "success", f"triggered run ended {run['state']}")
     _observe_triggered(report, rest, warehouse, run_id, endpoints.emulator_url)
+    _check_deadline_alert(report, slack, run_id, options.phase_timeout_s)
 
     with phase("backfill over three days (airflow backfill create, Message Batches)"):
         _airflow(
@@ -185,6 +191,23 @@ def _observe_triggered(report: StackReport, rest: AirflowRest, warehouse: Engine
         report.api_requests == report.judged_realtime,
         f"{report.api_requests} API requests for {report.judged_realtime} uncached scores: some response judged twice",
     )
+
+
+def _check_deadline_alert(report: StackReport, slack: SlackReceiver, run_id: str, timeout_s: float) -> None:
+    """The DAG's deadline, run by the scheduler and the triggerer: the run outlived it, so on-call heard.
+
+    The deadline is set to seconds here (``RUN_DEADLINE_HOURS``) so that every run passes it; the run
+    itself must still succeed, and the message must name it."""
+    expected = f"run {run_id} has not finished by its deadline"
+    deadline = time.monotonic() + min(timeout_s, 120.0)
+    while time.monotonic() < deadline:
+        texts = [str(p.get("text", "")) for p in slack.payloads if isinstance(p, dict)]
+        if any(expected in text for text in texts):
+            break
+        time.sleep(1.0)
+    texts = [str(p.get("text", "")) for p in slack.payloads if isinstance(p, dict)]
+    report.deadline_alerts = sum("has not finished by its deadline" in text for text in texts)
+    report.check(any(expected in text for text in texts), f"no deadline alert for {run_id} in Slack: {texts}")
 
 
 def _check_backfill(report: StackReport, runs: list[dict[str, Any]], warehouse: Engine) -> None:

@@ -40,6 +40,8 @@ class StackEndpoints:
     api_port: int
     settings_path: Path
     worker_concurrency: int
+    slack_url: str  # the local webhook receiver standing in for on-call's Slack
+    run_deadline_hours: float  # the DAG's deadline alert, short enough to pass during a run
 
     @property
     def api_url(self) -> str:
@@ -87,6 +89,8 @@ def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file:
                 {"conn_type": "postgres", "extra": {"sqlalchemy_url": endpoints.warehouse_url}}
             ),
             "AIRFLOW_CONN_JUDGE_CACHE": endpoints.cache_url,
+            "AIRFLOW_CONN_SLACK_ONCALL": json.dumps({"conn_type": "slackwebhook", "password": endpoints.slack_url}),
+            "JUDGEFLOW_RUN_DEADLINE_HOURS": str(endpoints.run_deadline_hours),
             "JUDGEFLOW_SETTINGS": str(endpoints.settings_path),
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
