@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, and_, event, insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from judgeflow.calibration import Calibration
-from judgeflow.errors import WarehouseError
+from judgeflow.sql_support import as_utc, errors_as
 from judgeflow.sqlite_wal import switch_to_wal
 from judgeflow.warehouse_schema import calibration_tables
 
@@ -49,7 +48,7 @@ class CalibrationStore:
         return cls(engine)
 
     def ensure_schema(self) -> None:
-        with _errors_as("create the calibration tables"):
+        with errors_as("create the calibration tables"):
             self.metadata.create_all(self.engine, tables=[self.calibrations, self.runs], checkfirst=True)
 
     def record(self, calibration: Calibration) -> int:
@@ -71,7 +70,7 @@ class CalibrationStore:
             "reason": c.reason,
             "calibrated_at": c.calibrated_at,
         }
-        with _errors_as("record a calibration"), self.engine.begin() as conn:
+        with errors_as("record a calibration"), self.engine.begin() as conn:
             key = conn.execute(insert(self.runs).values(run_row)).inserted_primary_key
             assert key is not None, "an insert returns its primary key"
             run_id = int(key[0])
@@ -87,11 +86,11 @@ class CalibrationStore:
             .order_by(runs.c.calibrated_at.desc(), runs.c.id.desc())
             .limit(1)
         )
-        with _errors_as("read the latest calibration"), self.engine.connect() as conn:
+        with errors_as("read the latest calibration"), self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return StoredRun(int(row.id), _aware(row.calibrated_at), bool(row.passed), str(row.reason))
+        return StoredRun(int(row.id), as_utc(row.calibrated_at), bool(row.passed), str(row.reason))
 
     def first_kappas(
         self, *, rubric_name: str, rubric_version: str, model: str, golden_set: str
@@ -100,15 +99,15 @@ class CalibrationStore:
         table = self.calibrations
         same = _same(table, rubric_name, rubric_version, model, golden_set)
         first_at = select(table.c.calibrated_at).where(same).order_by(table.c.calibrated_at, table.c.id).limit(1)
-        with _errors_as("read the first calibration"), self.engine.connect() as conn:
+        with errors_as("read the first calibration"), self.engine.connect() as conn:
             at = conn.execute(first_at).scalar()
             if at is None:
                 return None
             rows = conn.execute(select(table.c.criterion, table.c.kappa).where(same, table.c.calibrated_at == at))
-            return _aware(at), {r.criterion: r.kappa for r in rows}
+            return as_utc(at), {r.criterion: r.kappa for r in rows}
 
     def criterion_rows(self, run_id: int) -> list[dict[str, Any]]:
-        with _errors_as("read calibration rows"), self.engine.connect() as conn:
+        with errors_as("read calibration rows"), self.engine.connect() as conn:
             rows = conn.execute(select(self.calibrations).where(self.calibrations.c.run_id == run_id))
             return [dict(r._mapping) for r in rows]
 
@@ -139,22 +138,3 @@ def _criterion_row(c: Calibration, result: Any, run_id: int) -> dict[str, Any]:
         estimate = getattr(a, name)
         row.update({name: estimate.value, f"{name}_low": estimate.low, f"{name}_high": estimate.high})
     return row
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite gives timestamps back without their zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-class _errors_as:
-    """Turns database errors into :class:`WarehouseError` naming what was being done."""
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, SQLAlchemyError):
-            raise WarehouseError(f"warehouse: could not {self.action}: {exc}") from exc

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Date, Float, Numeric, and_, cast, delete, func, literal, select, union_all
 
 from judgeflow.regression_stats import OVERALL
+from judgeflow.sql_support import errors_as
 from judgeflow.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def refresh_daily_scores(
         ).add_columns(rows.c.total),
     )
     mine = and_(table.c.rubric_name == rubric_name, table.c.rubric_version == rubric_version)
-    with warehouse._errors_as("refresh daily scores"), warehouse.engine.begin() as conn:
+    with errors_as("refresh daily scores"), warehouse.engine.begin() as conn:
         conn.execute(delete(table).where(mine, table.c.day >= start, table.c.day < end))
         conn.execute(insert)
         count = conn.execute(
@@ -78,7 +79,7 @@ def refresh_for_run(warehouse: Warehouse, *, run_key: str, rubric_name: str, rub
         .join(items, items.c.response_id == src.c[cfg.id_column])
         .where(items.c.run_key == run_key)
     )
-    with warehouse._errors_as("read the run's days"), warehouse.engine.connect() as conn:
+    with errors_as("read the run's days"), warehouse.engine.connect() as conn:
         first, last = conn.execute(span).one()
     if first is None:
         return 0

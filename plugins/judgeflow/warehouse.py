@@ -43,13 +43,14 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.sql.elements import ColumnElement
 
 from judgeflow.alert_state import OpenRegression
 from judgeflow.config import SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
+from judgeflow.sql_support import as_utc, errors_as
 from judgeflow.sqlite_wal import switch_to_wal
 from judgeflow.warehouse_schema import (
     alert_tables,
@@ -103,7 +104,7 @@ class Warehouse:
             self.alert_state,
             self.daily_scores,
         ]
-        with self._errors_as("create tables"):
+        with errors_as("create tables"):
             self.metadata.create_all(self.engine, tables=judge_tables, checkfirst=True)
             for index in self.view_indexes:  # tables made before these indexes existed get them too
                 index.create(self.engine, checkfirst=True)
@@ -154,7 +155,7 @@ class Warehouse:
         if limit is not None:
             eligible = eligible.limit(limit)
         eligible_sq = eligible.subquery()
-        with self._errors_as("stage run items"), self.engine.begin() as conn:
+        with errors_as("stage run items"), self.engine.begin() as conn:
             conn.execute(delete(self.items).where(self.items.c.run_key == run_key))
             count = conn.execute(select(func.count()).select_from(eligible_sq)).scalar_one()
             if count == 0:
@@ -168,7 +169,7 @@ class Warehouse:
 
     def discard_run_items(self, run_key: str) -> None:
         """Drop a run's work list (a dry run, or a run refused before judging)."""
-        with self._errors_as("discard run items"), self.engine.begin() as conn:
+        with errors_as("discard run items"), self.engine.begin() as conn:
             conn.execute(delete(self.items).where(self.items.c.run_key == run_key))
 
     def plan_batches(self, run_key: str) -> list[BatchRef]:
@@ -185,7 +186,7 @@ class Warehouse:
             .group_by(items.c.batch_index)
             .order_by(items.c.batch_index)
         )
-        with self._errors_as("plan batches"), self.engine.connect() as conn:
+        with errors_as("plan batches"), self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [BatchRef(run_key, int(i), int(n), str(lo), str(hi)) for i, n, lo, hi in rows]
 
@@ -215,7 +216,7 @@ class Warehouse:
         last_id: Any = None
         while True:
             page = query if last_id is None else query.where(id_col > last_id)
-            with self._errors_as("read batch"), self.engine.connect() as conn:
+            with errors_as("read batch"), self.engine.connect() as conn:
                 rows = conn.execute(page).all()
             if not rows:
                 return
@@ -237,7 +238,7 @@ class Warehouse:
 
     def write(self, scores: Sequence[ScoreRecord], errors: Sequence[ErrorRecord]) -> None:
         """Upsert scores and errors in one transaction; a scored response loses its error row."""
-        with self._errors_as("write results"), self.engine.begin() as conn:
+        with errors_as("write results"), self.engine.begin() as conn:
             if scores:
                 self._upsert(conn, self.scores, [_score_row(s) for s in scores])
                 criterion_rows = [row for s in scores for row in _criterion_rows(s)]
@@ -302,7 +303,7 @@ class Warehouse:
             .outerjoin(errors, and_(error_join, errors.c.dag_run_id == dag_run_id))
             .where(items.c.run_key == run_key)
         )
-        with self._errors_as("read run totals"), self.engine.connect() as conn:
+        with errors_as("read run totals"), self.engine.connect() as conn:
             row = conn.execute(query).one()._asdict()
         totals = {k: (float(v) if k == "cost_usd" else int(v)) for k, v in row.items()}
         totals["unaccounted"] = totals["extracted"] - totals["scored"] - totals["errors"]
@@ -326,7 +327,7 @@ class Warehouse:
                 0.0,
             ),
         )
-        with self._errors_as("read spend"), self.engine.connect() as conn:
+        with errors_as("read spend"), self.engine.connect() as conn:
             run_spent, day_spent = conn.execute(query).one()
         return float(run_spent), float(day_spent)
 
@@ -343,7 +344,7 @@ class Warehouse:
             "status": "submitted",
             "created_at": created_at,
         }
-        with self._errors_as("record message batch"), self.engine.begin() as conn:
+        with errors_as("record message batch"), self.engine.begin() as conn:
             self._upsert(conn, self.message_batches, [row])
 
     def message_batches_for(self, ref: BatchRef) -> list[dict[str, Any]]:
@@ -354,13 +355,13 @@ class Warehouse:
             .where(table.c.run_key == ref.run_key, table.c.batch_index == ref.batch_index)
             .order_by(table.c.part)
         )
-        with self._errors_as("read message batches"), self.engine.connect() as conn:
+        with errors_as("read message batches"), self.engine.connect() as conn:
             rows = [dict(row) for row in conn.execute(query).mappings()]
-        return [{**row, "created_at": _aware(row["created_at"])} for row in rows]
+        return [{**row, "created_at": as_utc(row["created_at"])} for row in rows]
 
     def set_message_batch_status(self, anthropic_batch_id: str, status: str) -> None:
         table = self.message_batches
-        with self._errors_as("update message batch"), self.engine.begin() as conn:
+        with errors_as("update message batch"), self.engine.begin() as conn:
             conn.execute(table.update().where(table.c.anthropic_batch_id == anthropic_batch_id).values(status=status))
 
     def record_comparisons(
@@ -384,7 +385,7 @@ class Warehouse:
             }
             for row in rows
         ]
-        with self._errors_as("record comparisons"), self.engine.begin() as conn:
+        with errors_as("record comparisons"), self.engine.begin() as conn:
             conn.execute(delete(table).where(table.c.run_key == run_key))
             if stored:
                 conn.execute(table.insert(), stored)
@@ -406,16 +407,16 @@ class Warehouse:
             scores.c.rubric_version == rubric_version,
             scores.c.response_id.in_(ids),
         )
-        with self._errors_as("read rationales"), self.engine.connect() as conn:
+        with errors_as("read rationales"), self.engine.connect() as conn:
             return {str(rid): rationale for rid, rationale in conn.execute(query).all()}
 
     def open_regressions(self, rubric_name: str, rubric_version: str) -> dict[str, OpenRegression]:
         table = self.alert_state
         query = select(table).where(table.c.rubric_name == rubric_name, table.c.rubric_version == rubric_version)
-        with self._errors_as("read alert state"), self.engine.connect() as conn:
+        with errors_as("read alert state"), self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return {
-            row["regression"]: OpenRegression(row["regression"], float(row["difference"]), _aware(row["opened_at"]))
+            row["regression"]: OpenRegression(row["regression"], float(row["difference"]), as_utc(row["opened_at"]))
             for row in rows
         }
 
@@ -432,7 +433,7 @@ class Warehouse:
             }
             for item in open_now.values()
         ]
-        with self._errors_as("save alert state"), self.engine.begin() as conn:
+        with errors_as("save alert state"), self.engine.begin() as conn:
             conn.execute(
                 delete(table).where(table.c.rubric_name == rubric_name, table.c.rubric_version == rubric_version)
             )
@@ -440,7 +441,7 @@ class Warehouse:
                 conn.execute(table.insert(), rows)
 
     def record_run(self, row: dict[str, Any]) -> None:
-        with self._errors_as("record run"), self.engine.begin() as conn:
+        with errors_as("record run"), self.engine.begin() as conn:
             self._upsert(conn, self.runs, [row])
 
     def scores_frame(
@@ -483,7 +484,7 @@ class Warehouse:
             .join(src, id_col == crit.c.response_id)
             .where(in_window)
         )
-        with self._errors_as("read scores"), self.engine.connect() as conn:
+        with errors_as("read scores"), self.engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(base.where(in_window)).mappings().all())
             long = pd.DataFrame(conn.execute(per_criterion).mappings().all())
         columns = ["response_id", "created_at", "overall", *self._segment_names()]
@@ -530,7 +531,7 @@ class Warehouse:
     def _reflect_source(self) -> Table:
         cfg = self.source_config
         try:
-            with self._errors_as("reflect source"):
+            with errors_as("reflect source"):
                 table = Table(cfg.table, self.metadata, autoload_with=self.engine)
         except WarehouseError as exc:
             if isinstance(exc.__cause__, NoSuchTableError):
@@ -545,28 +546,6 @@ class Warehouse:
         if missing:
             raise ConfigError(f"source: table {cfg.table!r} has no column(s) {missing}; see source.*_column")
         return table
-
-    def _errors_as(self, action: str) -> _WarehouseErrors:
-        return _WarehouseErrors(action)
-
-
-class _WarehouseErrors:
-    """Turns database errors into :class:`WarehouseError` naming what was being done."""
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, SQLAlchemyError):
-            raise WarehouseError(f"warehouse: could not {self.action}: {exc}") from exc
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite gives timestamps back without their zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
