@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -115,10 +116,14 @@ def test_a_big_batch_is_split_and_a_killed_task_reattaches_instead_of_paying_twi
     def context() -> dict[str, Any]:
         return {"dag_run": dag_run, "logical_date": RUN_DATE, "params": {}}
 
-    with EmulatorServer(EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.5)) as emulator:
+    # The batches must still be open when the retry comes (it would rightly collect ended ones
+    # without deferring), however slow a shared machine makes the steps in between.
+    processing_s = 5.0
+    with EmulatorServer(EmulatorConfig(latency_median_s=0.005, batch_processing_s=processing_s)) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
         (batch,) = pipeline.extract_responses(str(settings), context())
         first = ScoreBatchOperator(task_id="score_batch", settings_path=str(settings), batch=batch)
+        submitted = time.monotonic()
         with pytest.raises(TaskDeferred) as deferred:
             first.execute(context())  # submits, then the worker dies while deferred
         assert emulator.stats()["batches_created"] == 4, "35 requests at 10 a batch"
@@ -129,9 +134,7 @@ def test_a_big_batch_is_split_and_a_killed_task_reattaches_instead_of_paying_twi
         assert emulator.stats()["batches_created"] == 4, "the retry re-attached"
         assert again.value.trigger.batch_id == deferred.value.trigger.batch_id
 
-        import time
-
-        time.sleep(0.6)
+        time.sleep(max(0.0, submitted + processing_s + 0.5 - time.monotonic()))  # every batch has ended
         totals = retry.execute_complete(context(), {"status": "success", "batch_id": again.value.trigger.batch_id})
 
     assert totals["scored_from_batches"] == 35
