@@ -6,8 +6,8 @@
    dag-processor, triggerer and two Celery workers, each in its own process group.
 4. Trigger ``llm_judge_daily`` through the REST API (realtime) and wait for it; read back where its
    mapped ``score_batch`` instances ran and when.
-5. ``airflow backfill create`` over three days (Message Batches mode, so the triggerer does the
-   waiting) and wait for its runs.
+5. ``airflow backfill create`` over three days with the README's rubric-change conf (rescore, in
+   Message Batches mode, so the triggerer does the waiting) and wait for its runs.
 6. Check: runs succeeded, score tasks ran on both workers at once, every response of the judged days
    scored once by the right run, decoy days untouched, no 429 from the shared limit, a score task
    deferred. Everything started is stopped by pid, whatever happened.
@@ -140,7 +140,7 @@ def _run(
     _observe_triggered(report, rest, warehouse, run_id, endpoints.emulator_url)
     _check_deadline_alert(report, slack, run_id, options.phase_timeout_s)
 
-    with phase("backfill over three days (airflow backfill create, Message Batches)"):
+    with phase("backfill over three days (airflow backfill create, rescore, Message Batches)"):
         _airflow(
             env,
             [
@@ -148,7 +148,8 @@ def _run(
                 "--from-date", (BACKFILL_DAYS[0] + ledger.DAY).isoformat(),
                 "--to-date", (BACKFILL_DAYS[-1] + ledger.DAY).isoformat(),
                 "--reprocess-behavior", "completed", "--max-active-runs", "3",
-                "--dag-run-conf", json.dumps({"mode": "batch"}),
+                # The README's backfill after a rubric change: rescore each day, at the batch price.
+                "--dag-run-conf", json.dumps({"rubric": "helpfulness", "rescore": True, "mode": "batch"}),
             ],
         )  # fmt: skip
         _wait(lambda: len(rest.dag_runs(DAG_ID, run_type="backfill")) == 3, 60, "3 backfill runs", processes)
