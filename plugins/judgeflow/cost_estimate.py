@@ -9,7 +9,7 @@ list a run stages, measured in SQL (counts and character sums, no texts leave th
   question, context and (truncated) response;
 - prompt caching: when the rubric's prefix reaches the model's minimum, the first request of each
   score task writes it (1.25x) and the others read it (0.1x);
-- output tokens: the mean of what this rubric's verdicts cost so far, else the settings' guess;
+- output tokens: the mean of what this rubric's verdicts cost in its recent runs, else the settings' guess;
 - identical inputs are judged once, NULL or empty responses not at all; batch mode halves it all.
 
 It leaves out verdict-cache hits from earlier runs (none after a rubric change), so it errs high.
@@ -97,15 +97,22 @@ def staged_sizes(warehouse: Warehouse, run_key: str, *, max_response_chars: int)
     return StagedSizes(int(total), int(ok), int(distinct), int(text_chars), int(batches))
 
 
-def mean_output_tokens(warehouse: Warehouse, rubric_name: str) -> float | None:
-    """What this rubric's verdicts have cost in output tokens so far (judged, not cached), if any."""
-    scores = warehouse.scores
-    query = select(func.avg(scores.c.output_tokens)).where(
-        scores.c.rubric_name == rubric_name, scores.c.output_tokens > 0, scores.c.cache_hit.is_(False)
+def mean_output_tokens(warehouse: Warehouse, rubric_name: str, *, recent_runs: int = 30) -> float | None:
+    """What this rubric's verdicts cost in output tokens per judged (not cached) response, over its
+    recent runs, if any. Read from ``judge_runs`` (a row a run), not by averaging ``judge_scores``,
+    so every run's estimate stays cheap however many scores the warehouse holds."""
+    runs = warehouse.runs
+    recent = (
+        select(runs.c.output_tokens, (runs.c.scored - runs.c.from_cache).label("judged"))
+        .where(runs.c.rubric_name == rubric_name)
+        .order_by(runs.c.finished_at.desc())
+        .limit(recent_runs)
+        .subquery()
     )
+    query = select(func.sum(recent.c.output_tokens), func.sum(recent.c.judged))
     with warehouse.engine.connect() as conn:
-        mean = conn.execute(query).scalar_one_or_none()
-    return float(mean) if mean is not None else None
+        tokens, judged = conn.execute(query).one()
+    return float(tokens) / float(judged) if tokens and judged else None
 
 
 def estimate_cost(

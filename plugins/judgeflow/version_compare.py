@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 from scipy.stats import spearmanr
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
 from judgeflow.warehouse import Warehouse
 
@@ -66,8 +66,6 @@ class VersionComparison:
 
 def known_versions(warehouse: Warehouse, rubric_name: str) -> list[str]:
     """The rubric's versions with scores, oldest first (by their first score)."""
-    from sqlalchemy import func
-
     scores = warehouse.scores
     query = (
         select(scores.c.rubric_version, func.min(scores.c.scored_at).label("first"))
