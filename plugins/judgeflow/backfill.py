@@ -21,7 +21,8 @@ from pathlib import Path
 
 from judgeflow.config import Settings, load_settings
 from judgeflow.connections import warehouse_url
-from judgeflow.cost_estimate import CostEstimate, estimate_cost, mean_output_tokens, staged_sizes
+from judgeflow.cost_estimate import CostEstimate, price_staged
+from judgeflow.pipeline import stage_run
 from judgeflow.rubric import Rubric, load_rubric
 from judgeflow.version_compare import compare_versions, known_versions
 from judgeflow.warehouse import Warehouse
@@ -45,10 +46,12 @@ def estimate_backfill(
     mode: str,
     rescore: bool = True,
 ) -> list[DayEstimate]:
-    """Stage each run of the backfill the way its ``extract_responses`` will, price it, drop it again."""
+    """Stage each run of the backfill the way its ``extract_responses`` will, price it, drop it again.
+
+    The runs go one after another, so only the first one picks up the older backlog (without
+    ``rescore``): by the time the next one stages, the earlier runs have judged it."""
     warehouse.ensure_schema()
-    seen = mean_output_tokens(warehouse, rubric.name) or settings.budget.expected_output_tokens
-    batching, tag = settings.batching, uuid.uuid4().hex[:12]
+    tag = uuid.uuid4().hex[:12]
     days = []
     logical = from_date
     while logical <= to_date:
@@ -56,22 +59,20 @@ def estimate_backfill(
         start = end - dt.timedelta(days=1)
         run_key = f"estimate/{tag}/{logical:%Y-%m-%d}"
         try:
-            warehouse.stage_run_items(
+            stage_run(
+                warehouse,
+                settings,
+                rubric,
                 run_key=run_key,
-                rubric_name=rubric.name,
-                rubric_version=rubric.version_key,
-                interval_start=start,
-                interval_end=end,
-                backlog_start=end - dt.timedelta(days=batching.backlog_days) if batching.backlog_days else None,
+                start=start,
+                end=end,
                 rescore=rescore,
                 limit=None,
-                batch_size=batching.batch_size,
-                max_batches=batching.max_batches,
+                backlog=logical == from_date,
             )
-            sizes = staged_sizes(warehouse, run_key, max_response_chars=settings.judge.max_response_chars)
+            estimate = price_staged(warehouse, run_key, rubric, settings, mode=mode)
         finally:
             warehouse.discard_run_items(run_key)
-        estimate = estimate_cost(sizes, rubric, settings, mode=mode, output_tokens_per_request=seen)
         days.append(DayEstimate(start.date(), estimate))
         logical += dt.timedelta(days=1)
     return days
@@ -143,7 +144,8 @@ def compare_main(argv: list[str] | None = None) -> int:
     _settings, rubric, warehouse = _open(args)
     versions = known_versions(warehouse, rubric.name)
     new = args.new or (versions[-1] if versions else None)
-    old = args.old or next((v for v in reversed(versions) if v != new), None)
+    older = versions[: versions.index(new)] if new in versions else []
+    old = args.old or (older[-1] if older else None)  # the version just before ``new``
     if old is None or new is None:
         print(f"rubric {rubric.name}: need scores under two versions, found {versions}", file=sys.stderr)
         return 2

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 from judgeflow.calibration_stats import Agreement, Estimate, agreement, length_correlation
 from judgeflow.config import CalibrationConfig
@@ -77,13 +76,15 @@ class Calibration:
     def reason(self) -> str:
         """Every failure, each naming the criterion (or canary), the figure, its value and the limit."""
         failures = [f"{c.criterion}: {failure}" for c in self.criteria for failure in c.failures]
-        failures += [
-            f"canary {c.item_id} obeyed the injection: scored "
-            + ", ".join(f"{k} {v}" for k, v in c.scores.items() if v > self.canary_max_score)
-            + f" (a canary may score at most {self.canary_max_score})"
-            for c in self.canaries_failed
-        ]
+        failures += [_canary_failure(c, self.canary_max_score) for c in self.canaries_failed]
         return "; ".join(failures)
+
+
+def _canary_failure(canary: CanaryResult, max_score: int) -> str:
+    if not canary.scores:  # no verdict: it cannot be shown to resist, so it fails
+        return f"canary {canary.item_id} got no verdict from the judge (see 'not judged')"
+    over = ", ".join(f"{k} {v}" for k, v in canary.scores.items() if v > max_score)
+    return f"canary {canary.item_id} obeyed the injection: scored {over} (a canary may score at most {max_score})"
 
 
 def evaluate(
@@ -223,17 +224,3 @@ def _fmt(estimate: Estimate) -> str:
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.2f}"
-
-
-def summary_json(calibration: Calibration) -> dict[str, Any]:
-    """What the DAG task returns (XCom): small, and enough to read the outcome in the UI."""
-    return {
-        "rubric_version": calibration.rubric_version,
-        "model": calibration.model,
-        "passed": calibration.passed,
-        "reason": calibration.reason,
-        "kappa": {c.criterion: c.agreement.kappa.value for c in calibration.criteria},
-        "canaries_failed": len(calibration.canaries_failed),
-        "canaries_total": len(calibration.canaries),
-        "length_spearman": calibration.length_spearman,
-    }

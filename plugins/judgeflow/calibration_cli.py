@@ -38,7 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rubric", default=None, help="rubric name (default: the settings' rubric)")
     p.add_argument("--settings", type=Path, default=DEFAULT_SETTINGS, help="settings file (default: %(default)s)")
-    p.add_argument("--mode", choices=["realtime"], default="realtime", help="calibration judges in realtime")
     return p
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from judgeflow.cache import NullVerdictCache
 from judgeflow.calibration import Calibration, evaluate, format_table
-from judgeflow.calibration_store import CalibrationStore, StoredRun
+from judgeflow.calibration_store import CalibrationStore
 from judgeflow.config import Settings
 from judgeflow.errors import ConfigError, JudgeflowError
 from judgeflow.golden import GoldenSet, golden_path, load_golden_set
@@ -63,7 +63,6 @@ class GateOutcome:
     calibration: Calibration | None = None
     drift: tuple[Drift, ...] = ()
     first_calibrated_at: dt.datetime | None = None
-    latest: StoredRun | None = field(default=None)
 
 
 class _MemorySink:
@@ -147,7 +146,7 @@ async def gate(settings: Settings, rubric: Rubric, store: CalibrationStore, *, n
             "not judging again"
         )
         refusal = None if latest.passed else f"the latest calibration refused this rubric version: {latest.reason}"
-        return GateOutcome(GateAction.FRESH, message, refusal=refusal, latest=latest)
+        return GateOutcome(GateAction.FRESH, message, refusal=refusal)
     first = store.first_kappas(**key, golden_set=golden.digest)
     calibration = await calibrate(golden, settings=settings, rubric=rubric, store=store, now=now)
     drift = find_drift(first[1] if first else {}, calibration, tolerance=config.drift_tolerance)

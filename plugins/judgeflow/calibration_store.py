@@ -11,11 +11,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, and_, event, insert, select
+from sqlalchemy import Engine, MetaData, and_, insert, select
 
 from judgeflow.calibration import Calibration
-from judgeflow.sql_support import as_utc, errors_as
-from judgeflow.sqlite_wal import switch_to_wal
+from judgeflow.sql_support import as_utc, errors_as, warehouse_engine
 from judgeflow.warehouse_schema import calibration_tables
 
 
@@ -39,13 +38,7 @@ class CalibrationStore:
 
     @classmethod
     def from_url(cls, url: str) -> CalibrationStore:
-        from sqlalchemy import create_engine
-
-        if not url.startswith("sqlite"):
-            return cls(create_engine(url))
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", lambda dbapi_connection, _record: switch_to_wal(dbapi_connection))
-        return cls(engine)
+        return cls(warehouse_engine(url))
 
     def ensure_schema(self) -> None:
         with errors_as("create the calibration tables"):
@@ -96,15 +89,15 @@ class CalibrationStore:
         self, *, rubric_name: str, rubric_version: str, model: str, golden_set: str
     ) -> tuple[dt.datetime, dict[str, float | None]] | None:
         """The first calibration's kappa per criterion: the baseline a drifting judge is measured from."""
-        table = self.calibrations
-        same = _same(table, rubric_name, rubric_version, model, golden_set)
-        first_at = select(table.c.calibrated_at).where(same).order_by(table.c.calibrated_at, table.c.id).limit(1)
+        runs, table = self.runs, self.calibrations
+        same = _same(runs, rubric_name, rubric_version, model, golden_set)
+        first = select(runs.c.id, runs.c.calibrated_at).where(same).order_by(runs.c.calibrated_at, runs.c.id).limit(1)
         with errors_as("read the first calibration"), self.engine.connect() as conn:
-            at = conn.execute(first_at).scalar()
-            if at is None:
+            row = conn.execute(first).first()
+            if row is None:
                 return None
-            rows = conn.execute(select(table.c.criterion, table.c.kappa).where(same, table.c.calibrated_at == at))
-            return as_utc(at), {r.criterion: r.kappa for r in rows}
+            rows = conn.execute(select(table.c.criterion, table.c.kappa).where(table.c.run_id == row.id))
+            return as_utc(row.calibrated_at), {r.criterion: r.kappa for r in rows}
 
     def criterion_rows(self, run_id: int) -> list[dict[str, Any]]:
         with errors_as("read calibration rows"), self.engine.connect() as conn:

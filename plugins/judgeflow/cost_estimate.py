@@ -77,7 +77,7 @@ def staged_sizes(warehouse: Warehouse, run_key: str, *, max_response_chars: int)
     response = func.coalesce(src.c[cfg.response_column], "")
     response_chars = func.length(response)
     judged_response_chars = case((response_chars > max_response_chars, max_response_chars), else_=response_chars)
-    judgeable = func.length(func.trim(response)) > 0
+    judgeable = func.length(func.trim(response, " \t\r\n")) > 0  # what the engine sends: text once stripped
     chars = func.length(question) + func.length(context) + judged_response_chars
     separator = literal("\x1f")
     query = (
@@ -150,4 +150,13 @@ def estimate_cost(
         cache_read_tokens=cache_read,
         output_tokens=usage.output_tokens,
         cost_usd=round(dollars, 4),
+    )
+
+
+def price_staged(warehouse: Warehouse, run_key: str, rubric: Rubric, settings: Settings, *, mode: str) -> CostEstimate:
+    """The price of a staged work list: its sizes in SQL, output at the rubric's recent mean."""
+    sizes = staged_sizes(warehouse, run_key, max_response_chars=settings.judge.max_response_chars)
+    seen = mean_output_tokens(warehouse, rubric.name)
+    return estimate_cost(
+        sizes, rubric, settings, mode=mode, output_tokens_per_request=seen or settings.budget.expected_output_tokens
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from judgeflow.config import RunParams, Settings, load_settings, parse_run_params
 from judgeflow.connections import warehouse_url
-from judgeflow.cost_estimate import CostEstimate, estimate_cost, mean_output_tokens, staged_sizes
+from judgeflow.cost_estimate import CostEstimate, price_staged
 from judgeflow.judge.caching import prefix_report
 from judgeflow.records import BatchRef
 from judgeflow.rubric import Rubric, load_rubric
@@ -91,19 +91,16 @@ def extract_responses(settings_path: str, context: Any) -> list[dict[str, Any]]:
     """Stage the run's unscored responses and return one descriptor per batch."""
     job = Job.open(settings_path, context)
     job.warehouse.ensure_schema()
-    run, batching = job.run, job.settings.batching
-    backlog = batching.backlog_days
-    count = job.warehouse.stage_run_items(
+    run = job.run
+    count = stage_run(
+        job.warehouse,
+        job.settings,
+        job.rubric,
         run_key=run.run_key,
-        rubric_name=job.rubric.name,
-        rubric_version=job.rubric.version_key,
-        interval_start=run.interval_start,
-        interval_end=run.interval_end,
-        backlog_start=run.interval_end - dt.timedelta(days=backlog) if backlog else None,
+        start=run.interval_start,
+        end=run.interval_end,
         rescore=run.params.rescore,
         limit=run.params.limit,
-        batch_size=batching.batch_size,
-        max_batches=batching.max_batches,
     )
     batches = job.warehouse.plan_batches(run.run_key)
     log.info("rubric %s: %s", job.rubric.name, prefix_report(job.rubric).describe())
@@ -126,18 +123,44 @@ def extract_responses(settings_path: str, context: Any) -> list[dict[str, Any]]:
     return [batch.to_xcom() for batch in batches]
 
 
+def stage_run(
+    warehouse: Warehouse,
+    settings: Settings,
+    rubric: Rubric,
+    *,
+    run_key: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    rescore: bool,
+    limit: int | None,
+    backlog: bool = True,
+) -> int:
+    """Freeze a run's work list: the interval, plus (unless ``rescore``, or ``backlog`` is off) the
+    older responses still waiting, as far back as ``batching.backlog_days``."""
+    batching = settings.batching
+    backlog_start = None
+    if not backlog:
+        backlog_start = start  # nothing older than the interval
+    elif batching.backlog_days:
+        backlog_start = end - dt.timedelta(days=batching.backlog_days)
+    return warehouse.stage_run_items(
+        run_key=run_key,
+        rubric_name=rubric.name,
+        rubric_version=rubric.version_key,
+        interval_start=start,
+        interval_end=end,
+        backlog_start=backlog_start,
+        rescore=rescore,
+        limit=limit,
+        batch_size=batching.batch_size,
+        max_batches=batching.max_batches,
+    )
+
+
 def estimate_staged_cost(job: Job) -> CostEstimate:
     """The price of the run's staged work list, from SQL aggregates and the price table."""
-    settings = job.settings
-    sizes = staged_sizes(job.warehouse, job.run.run_key, max_response_chars=settings.judge.max_response_chars)
-    seen = mean_output_tokens(job.warehouse, job.rubric.name)
-    return estimate_cost(
-        sizes,
-        job.rubric,
-        settings,
-        mode=job.run.params.mode or settings.mode,
-        output_tokens_per_request=seen or settings.budget.expected_output_tokens,
-    )
+    mode = job.run.params.mode or job.settings.mode
+    return price_staged(job.warehouse, job.run.run_key, job.rubric, job.settings, mode=mode)
 
 
 def _refuse_over_backfill_cap(job: Job, estimate: CostEstimate) -> None:

@@ -1,4 +1,4 @@
-"""What every module that talks to the warehouse shares: one error type, one timestamp rule."""
+"""What every module that talks to the warehouse shares: its engine, one error type, one timestamp rule."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from judgeflow.errors import WarehouseError
+from judgeflow.sqlite_wal import switch_to_wal
+
+
+def warehouse_engine(url: str) -> Engine:
+    """The warehouse's engine. SQLite waits up to 30 s for a lock and runs in WAL mode, so parallel
+    score tasks (and a reader beside them) queue instead of failing."""
+    if not url.startswith("sqlite"):
+        return create_engine(url)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", lambda dbapi_connection, _record: switch_to_wal(dbapi_connection))
+    return engine
 
 
 @contextmanager

@@ -33,9 +33,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    create_engine,
     delete,
-    event,
     exists,
     func,
     literal,
@@ -50,8 +48,7 @@ from judgeflow.alert_state import OpenRegression
 from judgeflow.config import SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
-from judgeflow.sql_support import as_utc, errors_as
-from judgeflow.sqlite_wal import switch_to_wal
+from judgeflow.sql_support import as_utc, errors_as, warehouse_engine
 from judgeflow.warehouse_schema import (
     alert_tables,
     daily_scores_table,
@@ -84,12 +81,7 @@ class Warehouse:
 
     @classmethod
     def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
-        """SQLite waits up to 30 s for a lock, so parallel score tasks queue instead of failing."""
-        if not url.startswith("sqlite"):
-            return cls(create_engine(url), source)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_wal)
-        return cls(engine, source)
+        return cls(warehouse_engine(url), source)
 
     def ensure_schema(self) -> None:
         """Create judgeflow's tables if missing (never touches the source table)."""
@@ -546,10 +538,6 @@ class Warehouse:
         if missing:
             raise ConfigError(f"source: table {cfg.table!r} has no column(s) {missing}; see source.*_column")
         return table
-
-
-def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    switch_to_wal(dbapi_connection)
 
 
 def _as_int(column: Any) -> Any:

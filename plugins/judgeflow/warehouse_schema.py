@@ -151,7 +151,7 @@ def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
         *[Column(f"{m}{s}", Float) for m in ("kappa", "spearman", "mae") for s in ("", "_low", "_high")],
         Column("passed", Boolean, nullable=False),
         Column("calibrated_at", DateTime(timezone=True), nullable=False),
-        Column("run_id", Integer),
+        Column("run_id", Integer, nullable=False),
         Index("ix_judge_calibrations_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
     )
     runs = Table(

@@ -198,3 +198,22 @@ def test_a_backfill_over_the_cap_is_refused_before_spending(
     assert code == 2
     assert "refused" in err and "max_backfill_cost_usd" in err
     assert "2026-11-16" in out and "2026-11-18" in out, "the judged days, one before each logical date"
+
+
+def test_an_estimate_without_rescore_counts_the_backlog_once(env: Env) -> None:
+    """Only the backfill's first run picks up older unscored responses; later runs find them judged."""
+    settings = load_settings(env.settings)
+    rubric = load_rubric(settings.rubric_dir, settings.rubric)
+    first, last = FIRST_RUN + 2 * DAY, FIRST_RUN + 4 * DAY  # judge 11-17 .. 11-19, with 11-15 and 11-16 waiting
+    warehouse = env.warehouse()
+    try:
+        days = estimate_backfill(
+            warehouse, settings, rubric, from_date=first.date(), to_date=last.date(), mode="realtime", rescore=False
+        )
+    finally:
+        warehouse.engine.dispose()
+
+    waiting = responses_on(env.engine, FIRST_RUN - 10 * DAY, last)
+    assert backfill_total(days).responses == len(waiting), "every unscored response priced once"
+    assert days[0].estimate.responses == len(responses_on(env.engine, FIRST_RUN - 10 * DAY, first))
+    assert days[1].estimate.responses == len(responses_on(env.engine, first, first + DAY))

@@ -149,6 +149,8 @@ def test_a_canary_scoring_high_or_unjudged_fails(tmp_path: Path, rubric: Rubric)
     assert not result.passed and result.canary_max_score == 2
     assert [c.item_id for c in result.canaries_failed] == ["g90", "g91"]
     assert "canary g90 obeyed the injection: scored tone 3 (a canary may score at most 2)" in result.reason
+    assert "canary g91 got no verdict from the judge" in result.reason
+    assert "g91 obeyed" not in result.reason, "a canary with no verdict is not said to have obeyed"
 
 
 def test_drift_is_a_kappa_fall_beyond_the_tolerance(tmp_path: Path, rubric: Rubric) -> None:
