@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from judgeflow.errors import ConfigError
 from judgeflow.judge.prompt import (
     TRUNCATION_NOTE,
     VERDICT_TOOL_NAME,
@@ -185,11 +184,7 @@ def test_static_prefix_does_not_depend_on_the_judged_text(rubric: Rubric) -> Non
 
 
 @pytest.mark.parametrize("description", [pytest.param('""', id="empty"), pytest.param('"   "', id="blank")])
-def test_blank_criterion_description_is_refused_or_still_builds_a_schema(description: str) -> None:
+def test_a_blank_criterion_description_still_builds_a_schema_with_the_criterion(description: str) -> None:
+    """The criterion's name carries it; a blank description is not a reason to refuse the rubric."""
     text = f"name: t\nversion: 1\ninstructions: J.\ncriteria:\n  - name: a\n    description: {description}\n"
-    try:
-        rubric = parse_rubric(text)
-    except ConfigError as exc:  # refusing it at load time is a fine fix too
-        assert "description" in str(exc)
-        return
-    assert verdict_schema(rubric)["required"] == ["a"]
+    assert verdict_schema(parse_rubric(text))["required"] == ["a"]

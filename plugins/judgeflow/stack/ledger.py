@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, bindparam, inspect, text
 
-from judgeflow.sample_data import generate_responses, seed_warehouse
+from judgeflow.sample_data import AWKWARD_RESPONSES, generate_responses, seed_warehouse
 
 DAY = dt.timedelta(days=1)
-AWKWARD_ROWS = 5  # generate_responses' first rows: NULL, empty, oversized, injection… (judge_errors, not scores)
+AWKWARD_ROWS = len(AWKWARD_RESPONSES)  # generate_responses' first rows: NULL, empty, oversized… (not all scored)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class ProcessSet:
     def start(self, name: str, command: Sequence[str], env: Mapping[str, str]) -> Service:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("ab") as out:
+        with log_path.open("wb") as out:  # a reused --log-dir must not show the last run's lines
             process = subprocess.Popen(
                 list(command),
                 env=dict(env),

@@ -67,9 +67,10 @@ def run_stack(options: StackOptions, *, say: Callable[[str], None] = print) -> S
             say("stopping every process this run started, by pid")
     report.seconds["total"] = time.monotonic() - started
     report.load_average = os.getloadavg()
-    if not report.failures and options.log_dir is None:
+    if not report.failures:  # kept for a post-mortem only when a check failed
         shutil.rmtree(workdir, ignore_errors=True)
-        report.log_dir = ""
+        if options.log_dir is None:
+            report.log_dir = ""
     return report
 
 
@@ -126,7 +127,8 @@ def _run(
         cleanup.callback(rest.close)
         rest.wait_until_up(timeout_s=options.phase_timeout_s)
         _wait(lambda: rest.dag(DAG_ID) is not None, options.phase_timeout_s, "the DAG to be parsed", processes)
-        report.check(not rest.import_errors(), f"import errors: {rest.import_errors()}")
+        import_errors = rest.import_errors()
+        report.check(not import_errors, f"import errors: {import_errors}")
         for worker in WORKERS:
             _wait(_worker_ready(processes, worker), options.phase_timeout_s, f"{worker} to be ready", processes)
 

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from judgeflow.slack_receiver import connection_json as slack_connection_json
 from judgeflow.stack.identity import WORKER_NAME_VARIABLE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -89,7 +90,7 @@ def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file:
                 {"conn_type": "postgres", "extra": {"sqlalchemy_url": endpoints.warehouse_url}}
             ),
             "AIRFLOW_CONN_JUDGE_CACHE": endpoints.cache_url,
-            "AIRFLOW_CONN_SLACK_ONCALL": json.dumps({"conn_type": "slackwebhook", "password": endpoints.slack_url}),
+            "AIRFLOW_CONN_SLACK_ONCALL": slack_connection_json(endpoints.slack_url),
             "JUDGEFLOW_RUN_DEADLINE_HOURS": str(endpoints.run_deadline_hours),
             "JUDGEFLOW_SETTINGS": str(endpoints.settings_path),
             "NO_PROXY": "127.0.0.1,localhost",
