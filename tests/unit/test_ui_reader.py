@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from judgeflow.alert_state import OpenRegression
 from judgeflow.config import Settings, SourceConfig
@@ -228,3 +228,48 @@ def test_versions_without_a_calibrations_table_show_none(warehouse: Warehouse) -
     (version,) = Reader(warehouse, Settings()).rubric_versions()
 
     assert (version.rubric_version, version.runs, version.scored, version.calibrations) == (VERSION, 1, 90, [])
+
+
+@pytest.fixture
+def source_only(tmp_path: Path) -> Warehouse:
+    """A warehouse before the DAG's first run: the application's source table, none of judgeflow's."""
+    url = f"sqlite:///{tmp_path / 'source-only.sqlite'}"
+    seed_warehouse(create_engine(url), generate_responses(count=10, end=END, days=1, seed=1))
+    return Warehouse.from_url(url, SourceConfig())
+
+
+def test_a_warehouse_without_judge_tables_shows_no_runs_yet(source_only: Warehouse) -> None:
+    from fastapi.testclient import TestClient
+
+    from judgeflow.ui.app import build_app
+
+    client = TestClient(build_app(lambda: Reader(source_only, Settings()), dependencies=[]))
+
+    overview = client.get("/")
+    assert overview.status_code == 200 and "no runs yet" in overview.text
+    assert client.get("/rubrics").status_code == 200 and client.get("/segments").status_code == 200
+    for route in ("trend", "regressions", "segments", "health", "rubrics"):
+        response = client.get(f"/api/{route}")
+        assert (response.status_code, response.json()) == (200, {"scope": None, "data": None}), route
+    assert client.get("/charts/trend.png").status_code == 404  # "no data", not a 500
+    assert not inspect(source_only.engine).has_table("judge_runs")  # the view only reads
+
+
+def test_a_broken_warehouse_answers_503(warehouse: Warehouse) -> None:
+    from fastapi.testclient import TestClient
+
+    from judgeflow.ui.app import build_app
+
+    reader = Reader(warehouse, Settings())
+    client = TestClient(build_app(lambda: reader, dependencies=[]))
+    assert client.get("/api/health").status_code == 200
+    database = Path(str(warehouse.engine.url.database))
+    warehouse.engine.dispose()
+    for leftover in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    database.write_bytes(b"not a database " * 512)  # what a lost disk or a wrong file looks like to SQLite
+
+    for route in ("/", "/api/health", "/rubrics"):
+        response = client.get(route)
+        assert response.status_code == 503, (route, response.text)
+        assert response.json()["detail"].startswith("warehouse: could not")

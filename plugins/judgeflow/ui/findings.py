@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from judgeflow.alert_state import regression_key
 from judgeflow.regression import MetricComparison
+from judgeflow.sql_support import errors_as
 from judgeflow.ui.scope import Scope, aware, start_of
 from judgeflow.warehouse import Warehouse
 
@@ -98,7 +99,7 @@ def _comparison_history(warehouse: Warehouse, scope: Scope, *, days: int) -> lis
     )
     if since is not None:
         query = query.where(runs.c.interval_end >= since)
-    with warehouse.engine.connect() as conn:
+    with errors_as("read comparisons"), warehouse.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     for row in rows:
         row["interval_start"], row["interval_end"] = aware(row["interval_start"]), aware(row["interval_end"])
@@ -118,7 +119,7 @@ def latest_segment_rows(warehouse: Warehouse, scope: Scope) -> tuple[str | None,
         .order_by(runs.c.interval_end.desc())
         .limit(1)
     )
-    with warehouse.engine.connect() as conn:
+    with errors_as("read the latest comparisons"), warehouse.engine.connect() as conn:
         run_key = conn.execute(latest).scalar()
         if run_key is None:
             return None, []

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, case, func, inspect, select
+from sqlalchemy import Connection, Table, case, func, inspect, select
 from sqlalchemy.exc import NoSuchTableError
 
 from judgeflow.alerts import redact, truncate
@@ -26,6 +27,7 @@ from judgeflow.charts import TrendPoint, ValueCounts, WindowCounts
 from judgeflow.config import Settings
 from judgeflow.regression import MetricComparison
 from judgeflow.regression_stats import OVERALL
+from judgeflow.sql_support import errors_as
 from judgeflow.ui.findings import Regression, latest_segment_rows, recent_regressions
 from judgeflow.ui.scope import DAY, Scope, aware
 from judgeflow.warehouse import Warehouse
@@ -88,11 +90,15 @@ class Reader:
         self.warehouse = warehouse
         self.settings = settings
         self._optional: dict[str, tuple[Table | None, float]] = {}
+        self._schema_ready = False
 
     # --- scope ----------------------------------------------------------------------------------
 
     def scope(self, rubric_name: str | None = None, rubric_version: str | None = None) -> Scope | None:
-        """The asked-for version, else the version of the rubric's latest run; ``None`` with no runs."""
+        """The asked-for version, else the version of the rubric's latest run; ``None`` with no runs
+        (also before the first run has created judgeflow's tables)."""
+        if not self.schema_ready():
+            return None
         name = rubric_name or self.settings.rubric
         runs = self.warehouse.runs
         version = rubric_version
@@ -243,6 +249,8 @@ class Reader:
 
     def rubric_versions(self) -> list[RubricVersion]:
         """Every rubric version that has runs, newest first, with its latest calibration per model and criterion."""
+        if not self.schema_ready():
+            return []
         runs = self.warehouse.runs
         query = (
             select(
@@ -296,17 +304,31 @@ class Reader:
 
     # --- helpers --------------------------------------------------------------------------------
 
+    def schema_ready(self) -> bool:
+        """Whether the tables the view reads exist. The DAG creates them on its first run; until then
+        the warehouse holds only the source table and the view has nothing to show (not an error).
+        The view never creates them itself: its database user may only read. Checked on every call
+        until they appear (a cheap catalog lookup), then never again."""
+        if not self._schema_ready:
+            wh = self.warehouse
+            needed = (wh.runs, wh.daily_scores, wh.comparisons, wh.alert_state, wh.scores)
+            with errors_as("look up judgeflow's tables"):
+                found = inspect(wh.engine)
+                self._schema_ready = all(found.has_table(table.name) for table in needed)
+        return self._schema_ready
+
     def _optional_table(self, name: str) -> Table | None:
         """A table another module owns, reflected once it exists (absence is re-checked every minute)."""
         table, checked = self._optional.get(name, (None, 0.0))
         if table is not None or time.monotonic() - checked < _TABLE_RECHECK_S:
             return table
         found: Table | None = None
-        if inspect(self.warehouse.engine).has_table(name):
-            try:
-                found = Table(name, self.warehouse.metadata, autoload_with=self.warehouse.engine)
-            except NoSuchTableError:
-                found = None
+        with errors_as(f"look up {name}"):
+            if inspect(self.warehouse.engine).has_table(name):
+                try:
+                    found = Table(name, self.warehouse.metadata, autoload_with=self.warehouse.engine)
+                except NoSuchTableError:
+                    found = None
         self._optional[name] = (found, time.monotonic())
         return found
 
@@ -319,8 +341,11 @@ class Reader:
     def _version(table: Table, scope: Scope) -> Sequence[Any]:
         return [table.c.rubric_name == scope.rubric_name, table.c.rubric_version == scope.rubric_version]
 
-    def _connect(self) -> Any:
-        return self.warehouse.engine.connect()
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection whose database errors surface as :class:`WarehouseError` (the app answers 503)."""
+        with errors_as("read the view's data"), self.warehouse.engine.connect() as conn:
+            yield conn
 
 
 def _date(value: Any) -> dt.date:
