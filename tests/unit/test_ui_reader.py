@@ -273,3 +273,44 @@ def test_a_broken_warehouse_answers_503(warehouse: Warehouse) -> None:
         response = client.get(route)
         assert response.status_code == 503, (route, response.text)
         assert response.json()["detail"].startswith("warehouse: could not")
+
+
+def test_open_alerts_without_comparisons_in_the_window_are_listed(warehouse: Warehouse) -> None:
+    """The rolling average never has a comparison row; a regression opened 40 days ago has none in the
+    last ``regression_days`` (28): both are still open for on-call, so both are listed as open."""
+    refresh_daily_scores(
+        warehouse, rubric_name=RUBRIC, rubric_version=VERSION, start=(END - 3 * DAY).date(), end=END.date()
+    )
+    long_ago = END - 40 * DAY
+    _comparisons(warehouse, "old", long_ago, [("overall", "topic=shipping", "regression", -0.8)])
+    _comparisons(warehouse, "r1", END, [("tone", "", "regression", -0.5)])
+    warehouse.save_open_regressions(
+        RUBRIC,
+        VERSION,
+        {
+            "rolling average": OpenRegression("rolling average", -0.3, END - 2 * DAY),
+            "overall in topic=shipping": OpenRegression("overall in topic=shipping", -0.8, long_ago),
+        },
+    )
+    reader = Reader(warehouse, Settings())
+
+    found = {r.key: r for r in reader.regressions(reader.scope())}  # type: ignore[arg-type]
+
+    assert {key: r.state for key, r in found.items()} == {
+        "rolling average": "open",
+        "overall in topic=shipping": "open",
+        "tone": "open",  # found by the latest run, not announced yet
+    }
+    shipping, rolling = found["overall in topic=shipping"], found["rolling average"]
+    assert (shipping.metric, shipping.segment, shipping.first_found) == ("overall", "topic=shipping", long_ago)
+    assert (shipping.announced_difference, shipping.latest_difference) == (-0.8, None)
+    assert (rolling.metric, rolling.segment, rolling.announced_difference) == ("rolling average", None, -0.3)
+
+
+def test_an_open_rolling_average_shows_before_any_comparison(warehouse: Warehouse) -> None:
+    warehouse.save_open_regressions(RUBRIC, VERSION, {"rolling average": OpenRegression("rolling average", -0.3, END)})
+    reader = Reader(warehouse, Settings())
+
+    (only,) = reader.regressions(reader.scope())  # type: ignore[arg-type]
+
+    assert (only.key, only.state, only.last_found) == ("rolling average", "open", END)
