@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from judgeflow.alert_state import OpenRegression
+from judgeflow.calibration_store import CalibrationStore
 from judgeflow.config import Settings, SourceConfig
 from judgeflow.daily_scores import refresh_daily_scores, refresh_for_run
 from judgeflow.records import CriterionScore, ScoreRecord, Usage
@@ -222,6 +223,26 @@ def test_lowest_responses_are_redacted_and_truncated(warehouse: Warehouse) -> No
     leaked = next(r for r in lowest if r.response_id == "5")
     assert "jane.doe" not in leaked.rationale and "sk-ant" not in leaked.rationale
     assert "[email]" in leaked.rationale and len(leaked.rationale) == Settings().ui.text_chars
+
+
+def test_versions_show_the_latest_calibration_per_criterion(warehouse: Warehouse) -> None:
+    store = CalibrationStore(warehouse.engine)
+    store.ensure_schema()
+    base = {"rubric_name": RUBRIC, "rubric_version": VERSION, "model": "claude-haiku-4-5", "golden_set": "g", "n": 50}
+    with warehouse.engine.begin() as conn:
+        conn.execute(
+            store.calibrations.insert(),
+            [
+                {**base, "criterion": "accuracy", "kappa": 0.41, "passed": False, "calibrated_at": END - 9 * DAY},
+                {**base, "criterion": "accuracy", "kappa": 0.78, "passed": True, "calibrated_at": END - 2 * DAY},
+                {**base, "criterion": "tone", "kappa": 0.66, "passed": True, "calibrated_at": END - 9 * DAY},
+            ],
+        )
+
+    (version,) = Reader(warehouse, Settings()).rubric_versions()
+
+    latest = {c["criterion"]: (c["kappa"], c["passed"]) for c in version.calibrations}
+    assert latest == {"accuracy": (0.78, True), "tone": (0.66, True)}
 
 
 def test_versions_without_a_calibrations_table_show_none(warehouse: Warehouse) -> None:

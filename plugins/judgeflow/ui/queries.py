@@ -4,7 +4,7 @@
 - regressions and the per-segment table: ``judge_comparisons`` + ``judge_runs`` + ``judge_alert_state``;
 - lowest-scoring responses: an ordered walk of ``ix_judge_scores_rubric_overall``, joined to the source;
 - run health: ``judge_runs``; rubric versions: ``judge_runs`` and, when it exists, ``judge_calibrations``
-  (read by reflection: another module owns it).
+  (as :func:`judgeflow.warehouse_schema.calibration_tables` defines it; ``judgeflow calibrate`` creates it).
 
 "The week" is the 7 days ending at the latest day with scores, not the clock's week: the view shows
 what the data says even when the scheduler has been down for days.
@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, case, func, inspect, select
-from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy import Connection, MetaData, Table, case, func, inspect, select
 
 from judgeflow.alerts import redact, truncate
 from judgeflow.charts import TrendPoint, ValueCounts, WindowCounts
@@ -31,8 +30,8 @@ from judgeflow.sql_support import errors_as
 from judgeflow.ui.findings import Regression, latest_segment_rows, recent_regressions
 from judgeflow.ui.scope import DAY, Scope, aware
 from judgeflow.warehouse import Warehouse
+from judgeflow.warehouse_schema import calibration_tables
 
-CALIBRATIONS = "judge_calibrations"
 _TABLE_RECHECK_S = 60.0
 
 
@@ -89,7 +88,8 @@ class Reader:
     def __init__(self, warehouse: Warehouse, settings: Settings) -> None:
         self.warehouse = warehouse
         self.settings = settings
-        self._optional: dict[str, tuple[Table | None, float]] = {}
+        self._calibrations, _ = calibration_tables(MetaData())  # its own MetaData: one Reader per build
+        self._calibrations_checked: tuple[bool, float] = (False, 0.0)
         self._schema_ready = False
 
     # --- scope ----------------------------------------------------------------------------------
@@ -282,9 +282,9 @@ class Reader:
 
     def latest_calibrations(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
         """Latest ``judge_calibrations`` row per rubric, version, model and criterion; ``{}`` without the table."""
-        table = self._optional_table(CALIBRATIONS)
-        if table is None:
+        if not self._has_calibrations():
             return {}
+        table = self._calibrations
         partition = (table.c.rubric_name, table.c.rubric_version, table.c.model, table.c.criterion)
         rank = func.row_number().over(
             partition_by=partition, order_by=(table.c.calibrated_at.desc(), table.c.id.desc())
@@ -317,20 +317,16 @@ class Reader:
                 self._schema_ready = all(found.has_table(table.name) for table in needed)
         return self._schema_ready
 
-    def _optional_table(self, name: str) -> Table | None:
-        """A table another module owns, reflected once it exists (absence is re-checked every minute)."""
-        table, checked = self._optional.get(name, (None, 0.0))
-        if table is not None or time.monotonic() - checked < _TABLE_RECHECK_S:
-            return table
-        found: Table | None = None
-        with errors_as(f"look up {name}"):
-            if inspect(self.warehouse.engine).has_table(name):
-                try:
-                    found = Table(name, self.warehouse.metadata, autoload_with=self.warehouse.engine)
-                except NoSuchTableError:
-                    found = None
-        self._optional[name] = (found, time.monotonic())
-        return found
+    def _has_calibrations(self) -> bool:
+        """Whether ``judge_calibrations`` exists: only once someone has run ``judgeflow calibrate``
+        (absence is re-checked every minute, presence never again)."""
+        present, checked = self._calibrations_checked
+        if present or time.monotonic() - checked < _TABLE_RECHECK_S:
+            return present
+        with errors_as("look up judge_calibrations"):
+            present = inspect(self.warehouse.engine).has_table(self._calibrations.name)
+        self._calibrations_checked = (present, time.monotonic())
+        return present
 
     def _shown(self, text: str | None) -> str:
         ui = self.settings.ui
