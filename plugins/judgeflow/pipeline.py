@@ -368,7 +368,7 @@ def alert_on_call(
 
 def _refresh_daily_scores(job: Job) -> None:
     """The UI view's daily aggregates for the days this run touched. A database failure is logged and
-    does not fail the run (the next run's refresh rewrites those days); a bug still fails the task."""
+    does not fail the run (those days stay stale until a rerun or ``judgeflow rollup``); a bug fails the task."""
     from judgeflow.daily_scores import refresh_for_run
 
     try:
