@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from judgeflow.regression import RegressionReport, compare_windows
-from judgeflow.report import DISTRIBUTIONS_PNG, SEGMENTS_PNG, write_run_report
+from judgeflow.report import DISTRIBUTIONS_PNG, INDEX_HTML, SEGMENTS_PNG, write_run_report
 
 CURRENT_START = dt.datetime(2024, 6, 8, tzinfo=dt.UTC)
 CURRENT_END = CURRENT_START + dt.timedelta(days=1)
@@ -175,7 +175,12 @@ def test_run_key_becomes_a_safe_directory_and_file_urls_work(
 
 def test_rerun_overwrites_the_same_files(tmp_path: Path, scores: pd.DataFrame, report: RegressionReport) -> None:
     first = _write(str(tmp_path), scores, report)
+    written = {path.name: path.read_bytes() for path in first.parent.iterdir()}
+    for path in first.parent.iterdir():  # what a half-written or older report would leave
+        path.write_bytes(b"stale")
+
     second = _write(str(tmp_path), scores, report)
 
-    assert first == second
-    assert first.read_bytes() == second.read_bytes()
+    assert second == first
+    assert {path.name: path.read_bytes() for path in second.parent.iterdir()} == written
+    assert set(written) == {INDEX_HTML, DISTRIBUTIONS_PNG, SEGMENTS_PNG}
