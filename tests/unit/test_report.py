@@ -184,3 +184,18 @@ def test_rerun_overwrites_the_same_files(tmp_path: Path, scores: pd.DataFrame, r
     assert second == first
     assert {path.name: path.read_bytes() for path in second.parent.iterdir()} == written
     assert set(written) == {INDEX_HTML, DISTRIBUTIONS_PNG, SEGMENTS_PNG}
+
+
+def test_the_report_and_the_view_render_comparison_rows_alike(
+    tmp_path: Path, scores: pd.DataFrame, report: RegressionReport
+) -> None:
+    from judgeflow.ui.pages import segments_table
+
+    page = _write(str(tmp_path), scores, report).read_text(encoding="utf-8")
+    segment_rows = [c for c in report.comparisons if c.segment is not None]
+
+    view_rows = [line for line in segments_table(segment_rows).splitlines() if line.startswith("<tr class=")]
+
+    assert len(view_rows) == len(segment_rows) > 0
+    assert all(row in page for row in view_rows)
+    assert 'class="regression"' in "".join(view_rows) and "[95% CI]" in page
