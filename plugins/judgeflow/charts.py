@@ -6,8 +6,10 @@ hand them to :func:`distributions_png`. Per-segment differences are :class:`Metr
 rows either way (the report's, or the ones ``judge_comparisons`` stored), drawn by
 :func:`segments_png`. :func:`trend_png` draws the daily means the view shows.
 
-Figures are made outside pyplot's registry (thread-safe, nothing global to close), with the Agg
-backend. matplotlib is imported inside the functions: Airflow imports plugin modules at start-up.
+Figures are made outside pyplot's registry (thread-safe, nothing global to close), each on its own
+Agg canvas: the process-wide backend (``matplotlib.use``) is never switched, since the charts are
+drawn inside Airflow's api-server and tasks. matplotlib is imported inside the functions: Airflow
+imports plugin modules at start-up.
 """
 
 from __future__ import annotations
@@ -85,12 +87,12 @@ def new_figure(width: float, height: float) -> Figure:
 
     Margins are set by each chart (``subplots_adjust``) rather than by a layout engine: constrained
     layout measures every label again and doubles the drawing time, which a page view pays."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=_DPI)
+    figure = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(figure)  # this figure draws with Agg; matplotlib's process-wide backend is left alone
+    return figure
 
 
 def _margins(

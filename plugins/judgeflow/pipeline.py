@@ -18,6 +18,7 @@ from typing import Any
 from judgeflow.config import RunParams, Settings, load_settings, parse_run_params
 from judgeflow.connections import warehouse_url
 from judgeflow.cost_estimate import CostEstimate, price_staged
+from judgeflow.errors import WarehouseError
 from judgeflow.judge.caching import prefix_report
 from judgeflow.records import BatchRef
 from judgeflow.rubric import Rubric, load_rubric
@@ -389,14 +390,15 @@ def alert_on_call(
 
 
 def _refresh_daily_scores(job: Job) -> None:
-    """The UI view's daily aggregates for the days this run touched; a failure is logged, never fails the run."""
+    """The UI view's daily aggregates for the days this run touched. A database failure is logged and
+    does not fail the run (those days stay stale until a rerun or ``judgeflow rollup``); a bug fails the task."""
     from judgeflow.daily_scores import refresh_for_run
 
     try:
         refresh_for_run(
             job.warehouse, run_key=job.run.run_key, rubric_name=job.rubric.name, rubric_version=job.rubric.version_key
         )
-    except Exception:
+    except WarehouseError:
         log.exception("could not refresh judge_daily_scores for run %s", job.run.run_key)
 
 

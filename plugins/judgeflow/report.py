@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from judgeflow.charts import ValueCounts, WindowCounts, distributions_png, segments_png
+from judgeflow.comparison_table import comparison_table
 from judgeflow.regression import MetricComparison, RegressionReport
 from judgeflow.regression_stats import CREATED_AT, OVERALL
 
@@ -174,29 +175,7 @@ def _image(name: str, png: bytes | None, *, alt: str) -> str:
 def _table(rows: Sequence[MetricComparison]) -> str:
     if not rows:
         return '<p class="note">no data: nothing was compared</p>'
-    header = (
-        "<tr><th>comparison</th><th>baseline n</th><th>baseline mean</th><th>current n</th>"
-        "<th>current mean</th><th>difference [95% CI]</th><th>q</th><th>status</th></tr>"
-    )
-    body = [
-        f'<tr class="{html.escape(r.status.value)}"><td>{html.escape(r.label)}</td>'
-        f"<td>{r.baseline_n}</td><td>{_num(r.baseline_mean)}</td>"
-        f"<td>{r.current_n}</td><td>{_num(r.current_mean)}</td>"
-        f"<td>{_difference(r)}</td><td>{_num(r.q_value, '.3g')}</td><td>{html.escape(r.status.value)}</td></tr>"
-        for r in rows
-    ]
-    return "<table>\n" + header + "\n" + "\n".join(body) + "\n</table>"
-
-
-def _num(value: float | None, spec: str = ".2f") -> str:
-    return "&ndash;" if value is None else format(value, spec)
-
-
-def _difference(row: MetricComparison) -> str:
-    text = _num(row.difference, "+.2f")
-    if row.ci_low is not None and row.ci_high is not None:
-        text += f" [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
-    return text
+    return comparison_table(rows)
 
 
 __all__ = ["DISTRIBUTIONS_PNG", "INDEX_HTML", "SEGMENTS_PNG", "write_run_report"]

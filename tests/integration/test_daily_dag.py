@@ -66,6 +66,15 @@ def test_a_day_is_scored_once_and_a_rerun_scores_nothing_new(env: Env) -> None:
     assert summary["from_cache"] >= 5, "one row in ten repeats an earlier answer"
     assert summary["cost_usd"] > 0 and summary["input_tokens"] > 0
     assert count(env.engine, "SELECT COUNT(*) FROM judge_scores WHERE response_id = 1006") == 1, "late row"
+    judged_day = (RUN_DATE - DAY).date().isoformat()
+    overall_on = "SELECT COALESCE(SUM(n), 0) FROM judge_daily_scores WHERE metric = 'overall'"
+    scored_on = "SELECT COUNT(*) FROM judge_scores s JOIN app_responses r ON r.id = s.response_id"
+    assert (
+        count(env.engine, overall_on + " AND day = :day", day=judged_day)
+        == count(env.engine, scored_on + " WHERE date(r.created_at) = :day", day=judged_day)
+        > 50
+    ), "the view's daily aggregates cover the judged day"
+    assert count(env.engine, overall_on) == 59, "and every score the run wrote, the late row's day included"
     requests_after_first = env.emulator.stats()["requests_total"]
 
     second = run_dag(RUN_DATE)

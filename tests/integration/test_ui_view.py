@@ -2,7 +2,7 @@
 
 The warehouse holds 20,000 generated scores over 30 days with a regression in ``topic=shipping``
 (worsening over the last two days) and one in ``topic=billing`` that recovered; the
-``judge_calibrations`` table another module owns is created here with exactly its columns. The test
+``judge_calibrations`` table is created here by :class:`~judgeflow.calibration_store.CalibrationStore`. The test
 shows that a request without a token is refused, reads every JSON endpoint with an HTTP client,
 then opens the view in Chromium, through the Airflow UI's own navigation route and directly, checks
 that the charts and tables rendered and the regression shows, and keeps screenshots under
@@ -25,8 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from judgeflow.calibration_store import CalibrationStore
 from judgeflow.ui.sample import RUBRIC, VERSION, generate
 from tests.conftest import ROOT, service_missing
 from tests.integration.test_daily_dag_production_stack import postgres_connection, schema, warehouse
@@ -46,34 +47,40 @@ def _free_port() -> int:
 
 
 def _calibrations(engine: Engine) -> None:
-    """The table as the calibration work defines it; two runs for one criterion, so 'latest' matters."""
+    """The table as the calibration work creates it; two runs for one criterion, so 'latest' matters."""
+    store = CalibrationStore(engine)
+    store.ensure_schema()
+    rows = [
+        ("accuracy", 0.41, False, dt.datetime(2026, 10, 1, 6, tzinfo=dt.UTC)),
+        ("accuracy", 0.78, True, dt.datetime(2026, 10, 20, 6, tzinfo=dt.UTC)),
+        ("tone", 0.66, True, dt.datetime(2026, 10, 20, 6, tzinfo=dt.UTC)),
+    ]
     with engine.begin() as conn:
         conn.execute(
-            text(
-                """
-                CREATE TABLE judge_calibrations (
-                    id serial PRIMARY KEY, rubric_name text, rubric_version text, model text, criterion text,
-                    golden_set text, n int, kappa float, kappa_low float, kappa_high float, spearman float,
-                    spearman_low float, spearman_high float, mae float, mae_low float, mae_high float,
-                    passed bool, calibrated_at timestamptz)
-                """
-            )
+            store.calibrations.insert(),
+            [
+                {
+                    "rubric_name": RUBRIC,
+                    "rubric_version": VERSION,
+                    "model": "claude-haiku-4-5",
+                    "criterion": criterion,
+                    "golden_set": "sha256:ab12",
+                    "n": 120,
+                    "kappa": kappa,
+                    "kappa_low": kappa - 0.08,
+                    "kappa_high": kappa + 0.07,
+                    "spearman": 0.8,
+                    "spearman_low": 0.72,
+                    "spearman_high": 0.86,
+                    "mae": 0.4,
+                    "mae_low": 0.33,
+                    "mae_high": 0.48,
+                    "passed": passed,
+                    "calibrated_at": when,
+                }
+                for criterion, kappa, passed, when in rows
+            ],
         )
-        rows = [
-            ("accuracy", 0.41, False, "2026-10-01"),
-            ("accuracy", 0.78, True, "2026-10-20"),
-            ("tone", 0.66, True, "2026-10-20"),
-        ]
-        for criterion, kappa, passed, when in rows:
-            conn.execute(
-                text(
-                    "INSERT INTO judge_calibrations (rubric_name, rubric_version, model, criterion, golden_set, n,"
-                    " kappa, kappa_low, kappa_high, spearman, spearman_low, spearman_high, mae, mae_low, mae_high,"
-                    " passed, calibrated_at) VALUES (:r, :v, 'claude-haiku-4-5', :c, 'sha256:ab12', 120, :k,"
-                    " :k - 0.08, :k + 0.07, 0.8, 0.72, 0.86, 0.4, 0.33, 0.48, :p, :t)"
-                ),
-                {"r": RUBRIC, "v": VERSION, "c": criterion, "k": kappa, "p": passed, "t": f"{when}T06:00:00+00:00"},
-            )
 
 
 @pytest.fixture

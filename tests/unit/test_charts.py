@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -96,3 +98,17 @@ def test_chart_cache_draws_once_per_change_of_the_data() -> None:
     assert cache.get("segments", [1, 2], lambda: draw("d")) == b"d"  # another chart, same data
     assert cache.get("trend", [1, 2], lambda: draw("e")) == b"e"  # evicted (size 2), drawn again
     assert drawn == ["a", "c", "d", "e"]
+
+
+def test_drawing_leaves_matplotlib_backend_alone() -> None:
+    """The charts draw inside the api-server and tasks: they must not switch the process-wide backend."""
+    code = (
+        "import datetime as dt, matplotlib; matplotlib.use('svg');"
+        "from judgeflow.charts import TrendPoint, trend_png;"
+        "png = trend_png([TrendPoint(dt.date(2026, 11, d), 'overall', 10, 3.5) for d in (1, 2)]);"
+        "print(matplotlib.get_backend(), png[:8] == bytes.fromhex('89504e470d0a1a0a'))"
+    )
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert result.stdout.split() == ["svg", "True"]

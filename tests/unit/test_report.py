@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from judgeflow.regression import RegressionReport, compare_windows
-from judgeflow.report import DISTRIBUTIONS_PNG, SEGMENTS_PNG, write_run_report
+from judgeflow.report import DISTRIBUTIONS_PNG, INDEX_HTML, SEGMENTS_PNG, write_run_report
 
 CURRENT_START = dt.datetime(2024, 6, 8, tzinfo=dt.UTC)
 CURRENT_END = CURRENT_START + dt.timedelta(days=1)
@@ -175,7 +175,27 @@ def test_run_key_becomes_a_safe_directory_and_file_urls_work(
 
 def test_rerun_overwrites_the_same_files(tmp_path: Path, scores: pd.DataFrame, report: RegressionReport) -> None:
     first = _write(str(tmp_path), scores, report)
+    written = {path.name: path.read_bytes() for path in first.parent.iterdir()}
+    for path in first.parent.iterdir():  # what a half-written or older report would leave
+        path.write_bytes(b"stale")
+
     second = _write(str(tmp_path), scores, report)
 
-    assert first == second
-    assert first.read_bytes() == second.read_bytes()
+    assert second == first
+    assert {path.name: path.read_bytes() for path in second.parent.iterdir()} == written
+    assert set(written) == {INDEX_HTML, DISTRIBUTIONS_PNG, SEGMENTS_PNG}
+
+
+def test_the_report_and_the_view_render_comparison_rows_alike(
+    tmp_path: Path, scores: pd.DataFrame, report: RegressionReport
+) -> None:
+    from judgeflow.ui.pages import segments_table
+
+    page = _write(str(tmp_path), scores, report).read_text(encoding="utf-8")
+    segment_rows = [c for c in report.comparisons if c.segment is not None]
+
+    view_rows = [line for line in segments_table(segment_rows).splitlines() if line.startswith("<tr class=")]
+
+    assert len(view_rows) == len(segment_rows) > 0
+    assert all(row in page for row in view_rows)
+    assert 'class="regression"' in "".join(view_rows) and "[95% CI]" in page

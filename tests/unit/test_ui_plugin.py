@@ -6,7 +6,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-from judgeflow.ui.plugin import APP_FACTORY, URL_PREFIX, JudgeflowViewPlugin, LazyApp
+from judgeflow.ui.plugin import APP_FACTORY, JudgeflowViewPlugin, LazyApp
 
 
 def test_the_entry_point_airflow_reads_names_the_plugin() -> None:
@@ -25,10 +25,41 @@ def test_importing_the_plugin_leaves_the_heavy_modules_alone() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_the_app_is_mounted_and_the_view_is_a_top_level_nav_entry() -> None:
+def test_the_view_is_a_top_level_nav_entry_pointing_at_the_mounted_app() -> None:
     (app,) = JudgeflowViewPlugin.fastapi_apps
     (view,) = JudgeflowViewPlugin.external_views
 
-    assert app["url_prefix"] == URL_PREFIX and isinstance(app["app"], LazyApp)
-    assert app["app"].factory == APP_FACTORY
-    assert view["href"] == f"{URL_PREFIX}/" and view["destination"] == "nav" and view["nav_top_level"] is True
+    assert isinstance(app["app"], LazyApp) and view["href"] == f"{app['url_prefix']}/" == "/judgeflow/"
+    assert view["destination"] == "nav" and view["nav_top_level"] is True
+
+
+def test_the_factory_builds_the_guarded_app_with_every_route_on_first_request() -> None:
+    """What the api-server does on the first request to /judgeflow: the factory named by the plugin
+    is imported and called, and the app it returns refuses a request without a token."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    lazy = LazyApp(APP_FACTORY)
+    assert lazy._app is None  # nothing built at import
+
+    refused = TestClient(lazy).get("/api/trend")
+
+    assert refused.status_code == 401
+    assert isinstance(lazy._app, FastAPI)
+    routes = {getattr(route, "path", None) for route in lazy._app.routes} - {"/openapi.json"}
+    assert routes == {
+        "/",
+        "/segments",
+        "/responses",
+        "/rubrics",
+        "/charts/trend.png",
+        "/charts/distributions.png",
+        "/charts/segments.png",
+        "/api/trend",
+        "/api/distributions",
+        "/api/regressions",
+        "/api/segments",
+        "/api/responses/lowest",
+        "/api/health",
+        "/api/rubrics",
+    }

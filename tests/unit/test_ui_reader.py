@@ -7,9 +7,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from judgeflow.alert_state import OpenRegression
+from judgeflow.calibration_store import CalibrationStore
 from judgeflow.config import Settings, SourceConfig
 from judgeflow.daily_scores import refresh_daily_scores, refresh_for_run
 from judgeflow.records import CriterionScore, ScoreRecord, Usage
@@ -224,7 +225,113 @@ def test_lowest_responses_are_redacted_and_truncated(warehouse: Warehouse) -> No
     assert "[email]" in leaked.rationale and len(leaked.rationale) == Settings().ui.text_chars
 
 
+def test_versions_show_the_latest_calibration_per_criterion(warehouse: Warehouse) -> None:
+    store = CalibrationStore(warehouse.engine)
+    store.ensure_schema()
+    base = {"rubric_name": RUBRIC, "rubric_version": VERSION, "model": "claude-haiku-4-5", "golden_set": "g", "n": 50}
+    with warehouse.engine.begin() as conn:
+        conn.execute(
+            store.calibrations.insert(),
+            [
+                {**base, "criterion": "accuracy", "kappa": 0.41, "passed": False, "calibrated_at": END - 9 * DAY},
+                {**base, "criterion": "accuracy", "kappa": 0.78, "passed": True, "calibrated_at": END - 2 * DAY},
+                {**base, "criterion": "tone", "kappa": 0.66, "passed": True, "calibrated_at": END - 9 * DAY},
+            ],
+        )
+
+    (version,) = Reader(warehouse, Settings()).rubric_versions()
+
+    latest = {c["criterion"]: (c["kappa"], c["passed"]) for c in version.calibrations}
+    assert latest == {"accuracy": (0.78, True), "tone": (0.66, True)}
+
+
 def test_versions_without_a_calibrations_table_show_none(warehouse: Warehouse) -> None:
     (version,) = Reader(warehouse, Settings()).rubric_versions()
 
     assert (version.rubric_version, version.runs, version.scored, version.calibrations) == (VERSION, 1, 90, [])
+
+
+@pytest.fixture
+def source_only(tmp_path: Path) -> Warehouse:
+    """A warehouse before the DAG's first run: the application's source table, none of judgeflow's."""
+    url = f"sqlite:///{tmp_path / 'source-only.sqlite'}"
+    seed_warehouse(create_engine(url), generate_responses(count=10, end=END, days=1, seed=1))
+    return Warehouse.from_url(url, SourceConfig())
+
+
+def test_a_warehouse_without_judge_tables_shows_no_runs_yet(source_only: Warehouse) -> None:
+    from fastapi.testclient import TestClient
+
+    from judgeflow.ui.app import build_app
+
+    client = TestClient(build_app(lambda: Reader(source_only, Settings()), dependencies=[]))
+
+    overview = client.get("/")
+    assert overview.status_code == 200 and "no runs yet" in overview.text
+    assert client.get("/rubrics").status_code == 200 and client.get("/segments").status_code == 200
+    for route in ("trend", "regressions", "segments", "health", "rubrics"):
+        response = client.get(f"/api/{route}")
+        assert (response.status_code, response.json()) == (200, {"scope": None, "data": None}), route
+    assert client.get("/charts/trend.png").status_code == 404  # "no data", not a 500
+    assert not inspect(source_only.engine).has_table("judge_runs")  # the view only reads
+
+
+def test_a_broken_warehouse_answers_503(warehouse: Warehouse) -> None:
+    from fastapi.testclient import TestClient
+
+    from judgeflow.ui.app import build_app
+
+    reader = Reader(warehouse, Settings())
+    client = TestClient(build_app(lambda: reader, dependencies=[]))
+    assert client.get("/api/health").status_code == 200
+    database = Path(str(warehouse.engine.url.database))
+    warehouse.engine.dispose()
+    for leftover in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    database.write_bytes(b"not a database " * 512)  # what a lost disk or a wrong file looks like to SQLite
+
+    for route in ("/", "/api/health", "/rubrics"):
+        response = client.get(route)
+        assert response.status_code == 503, (route, response.text)
+        assert response.json()["detail"].startswith("warehouse: could not")
+
+
+def test_open_alerts_without_comparisons_in_the_window_are_listed(warehouse: Warehouse) -> None:
+    """The rolling average never has a comparison row; a regression opened 40 days ago has none in the
+    last ``regression_days`` (28): both are still open for on-call, so both are listed as open."""
+    refresh_daily_scores(
+        warehouse, rubric_name=RUBRIC, rubric_version=VERSION, start=(END - 3 * DAY).date(), end=END.date()
+    )
+    long_ago = END - 40 * DAY
+    _comparisons(warehouse, "old", long_ago, [("overall", "topic=shipping", "regression", -0.8)])
+    _comparisons(warehouse, "r1", END, [("tone", "", "regression", -0.5)])
+    warehouse.save_open_regressions(
+        RUBRIC,
+        VERSION,
+        {
+            "rolling average": OpenRegression("rolling average", -0.3, END - 2 * DAY),
+            "overall in topic=shipping": OpenRegression("overall in topic=shipping", -0.8, long_ago),
+        },
+    )
+    reader = Reader(warehouse, Settings())
+
+    found = {r.key: r for r in reader.regressions(reader.scope())}  # type: ignore[arg-type]
+
+    assert {key: r.state for key, r in found.items()} == {
+        "rolling average": "open",
+        "overall in topic=shipping": "open",
+        "tone": "open",  # found by the latest run, not announced yet
+    }
+    shipping, rolling = found["overall in topic=shipping"], found["rolling average"]
+    assert (shipping.metric, shipping.segment, shipping.first_found) == ("overall", "topic=shipping", long_ago)
+    assert (shipping.announced_difference, shipping.latest_difference) == (-0.8, None)
+    assert (rolling.metric, rolling.segment, rolling.announced_difference) == ("rolling average", None, -0.3)
+
+
+def test_an_open_rolling_average_shows_before_any_comparison(warehouse: Warehouse) -> None:
+    warehouse.save_open_regressions(RUBRIC, VERSION, {"rolling average": OpenRegression("rolling average", -0.3, END)})
+    reader = Reader(warehouse, Settings())
+
+    (only,) = reader.regressions(reader.scope())  # type: ignore[arg-type]
+
+    assert (only.key, only.state, only.last_found) == ("rolling average", "open", END)

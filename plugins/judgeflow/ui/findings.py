@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from judgeflow.alert_state import regression_key
+from judgeflow.alert_state import OpenRegression, regression_key
 from judgeflow.regression import MetricComparison
+from judgeflow.sql_support import errors_as
 from judgeflow.ui.scope import Scope, aware, start_of
 from judgeflow.warehouse import Warehouse
 
@@ -36,17 +37,16 @@ def recent_regressions(warehouse: Warehouse, scope: Scope, *, days: int, worsen_
     ``open``: on-call was told and it has not recovered (or the latest run still finds it and
     the alert has not gone out yet); ``worsening``: open, and announced again since it opened
     because it dropped further by ``worsen_by`` (``alerts.min_drop``); ``recovered``: found recently,
-    no longer open.
+    no longer open. Open alerts without comparisons in the window (the rolling average, old
+    regressions) are listed too: on-call was told about them and they have not recovered.
     """
     history = _comparison_history(warehouse, scope, days=days)
-    if not history:
-        return []
     known = warehouse.open_regressions(scope.rubric_name, scope.rubric_version)
-    latest_run = max(row["interval_end"] for row in history)
     by_key: dict[str, list[dict[str, Any]]] = {}
     for row in history:
         by_key.setdefault(regression_key(row["metric"], row["segment"] or None), []).append(row)
-    found = []
+    found = [_without_history(opened) for key, opened in known.items() if key not in by_key]
+    latest_run = max((row["interval_end"] for row in history), default=None)
     for key, rows in by_key.items():
         hits = [r for r in rows if r["status"] == "regression"]
         if not hits and key not in known:
@@ -68,8 +68,29 @@ def recent_regressions(warehouse: Warehouse, scope: Scope, *, days: int, worsen_
                 announced_difference=known[key].difference if key in known else None,
             )
         )
+    return _ordered(found)
+
+
+def _ordered(found: list[Regression]) -> list[Regression]:
     order = {"worsening": 0, "open": 1, "recovered": 2}
-    return sorted(found, key=lambda r: (order[r.state], r.latest_difference or 0.0))
+    return sorted(found, key=lambda r: (order[r.state], r.latest_difference or 0.0, r.key))
+
+
+def _without_history(opened: OpenRegression) -> Regression:
+    """An alert on-call still has open with no comparison row in the window: the rolling average
+    below its threshold (never a comparison), or a regression opened before ``regression_days``
+    whose comparisons have since aged out. Shown as ``open`` since the run that opened it."""
+    metric, _, segment = opened.key.partition(" in ")
+    return Regression(
+        key=opened.key,
+        metric=metric,
+        segment=segment or None,
+        state="open",
+        first_found=opened.opened_at,
+        last_found=opened.opened_at,
+        latest_difference=None,
+        announced_difference=opened.difference,
+    )
 
 
 def _state(key: str, rows: list[dict[str, Any]], known: dict[str, Any], *, worsen_by: float, still_found: bool) -> str:
@@ -98,7 +119,7 @@ def _comparison_history(warehouse: Warehouse, scope: Scope, *, days: int) -> lis
     )
     if since is not None:
         query = query.where(runs.c.interval_end >= since)
-    with warehouse.engine.connect() as conn:
+    with errors_as("read comparisons"), warehouse.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     for row in rows:
         row["interval_start"], row["interval_end"] = aware(row["interval_start"]), aware(row["interval_end"])
@@ -118,7 +139,7 @@ def latest_segment_rows(warehouse: Warehouse, scope: Scope) -> tuple[str | None,
         .order_by(runs.c.interval_end.desc())
         .limit(1)
     )
-    with warehouse.engine.connect() as conn:
+    with errors_as("read the latest comparisons"), warehouse.engine.connect() as conn:
         run_key = conn.execute(latest).scalar()
         if run_key is None:
             return None, []

@@ -11,6 +11,7 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from judgeflow.comparison_table import MISSING, comparison_table, num
 from judgeflow.regression import MetricComparison
 from judgeflow.ui.queries import LowResponse, Regression, RubricVersion, RunHealth, Scope
 
@@ -74,10 +75,6 @@ def table(headers: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], *, 
 def cell(value: Any, *, text: bool = False) -> str:
     css = ' class="text"' if text else ""
     return f"<td{css}>{e(str(value))}</td>"
-
-
-def num(value: float | None, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def regressions_table(rows: Sequence[Regression]) -> str:
@@ -151,35 +148,7 @@ def health_table(rows: Sequence[RunHealth]) -> str:
 def segments_table(rows: Sequence[MetricComparison]) -> str:
     if not rows:
         return note("no per-segment comparisons yet")
-    return table(
-        [
-            "comparison",
-            "baseline n",
-            "baseline mean",
-            "current n",
-            "current mean",
-            "difference [95% CI]",
-            "q",
-            "status",
-        ],
-        (
-            (
-                r.status.value,
-                [
-                    cell(r.label, text=True),
-                    cell(r.baseline_n),
-                    cell(num(r.baseline_mean)),
-                    cell(r.current_n),
-                    cell(num(r.current_mean)),
-                    cell(_difference(r)),
-                    cell(num(r.q_value, ".3g")),
-                    cell(r.status.value),
-                ],
-            )
-            for r in rows
-        ),
-        table_id="segments",
-    )
+    return comparison_table(rows, table_id="segments")
 
 
 def lowest_table(rows: Sequence[LowResponse], segment_names: Sequence[str]) -> str:
@@ -253,14 +222,7 @@ def _agreement(calibrations: Sequence[dict[str, Any]]) -> str:
 
 def _interval(value: float | None, low: float | None, high: float | None) -> str:
     if value is None:
-        return "-"
+        return MISSING
     if low is None or high is None:
         return f"{value:.2f}"
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def _difference(row: MetricComparison) -> str:
-    text = num(row.difference, "+.2f")
-    if row.ci_low is not None and row.ci_high is not None:
-        text += f" [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
-    return text

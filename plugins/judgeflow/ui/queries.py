@@ -4,7 +4,7 @@
 - regressions and the per-segment table: ``judge_comparisons`` + ``judge_runs`` + ``judge_alert_state``;
 - lowest-scoring responses: an ordered walk of ``ix_judge_scores_rubric_overall``, joined to the source;
 - run health: ``judge_runs``; rubric versions: ``judge_runs`` and, when it exists, ``judge_calibrations``
-  (read by reflection: another module owns it).
+  (as :func:`judgeflow.warehouse_schema.calibration_tables` defines it; ``judgeflow calibrate`` creates it).
 
 "The week" is the 7 days ending at the latest day with scores, not the clock's week: the view shows
 what the data says even when the scheduler has been down for days.
@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, case, func, inspect, select
-from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy import Connection, MetaData, Table, case, func, inspect, select
 
 from judgeflow.alerts import redact, truncate
 from judgeflow.charts import TrendPoint, ValueCounts, WindowCounts
 from judgeflow.config import Settings
 from judgeflow.regression import MetricComparison
 from judgeflow.regression_stats import OVERALL
+from judgeflow.sql_support import errors_as
 from judgeflow.ui.findings import Regression, latest_segment_rows, recent_regressions
 from judgeflow.ui.scope import DAY, Scope, aware
 from judgeflow.warehouse import Warehouse
+from judgeflow.warehouse_schema import calibration_tables
 
-CALIBRATIONS = "judge_calibrations"
 _TABLE_RECHECK_S = 60.0
 
 
@@ -87,12 +88,17 @@ class Reader:
     def __init__(self, warehouse: Warehouse, settings: Settings) -> None:
         self.warehouse = warehouse
         self.settings = settings
-        self._optional: dict[str, tuple[Table | None, float]] = {}
+        self._calibrations, _ = calibration_tables(MetaData())  # its own MetaData: one Reader per build
+        self._calibrations_checked: tuple[bool, float] = (False, 0.0)
+        self._schema_ready = False
 
     # --- scope ----------------------------------------------------------------------------------
 
     def scope(self, rubric_name: str | None = None, rubric_version: str | None = None) -> Scope | None:
-        """The asked-for version, else the version of the rubric's latest run; ``None`` with no runs."""
+        """The asked-for version, else the version of the rubric's latest run; ``None`` with no runs
+        (also before the first run has created judgeflow's tables)."""
+        if not self.schema_ready():
+            return None
         name = rubric_name or self.settings.rubric
         runs = self.warehouse.runs
         version = rubric_version
@@ -243,6 +249,8 @@ class Reader:
 
     def rubric_versions(self) -> list[RubricVersion]:
         """Every rubric version that has runs, newest first, with its latest calibration per model and criterion."""
+        if not self.schema_ready():
+            return []
         runs = self.warehouse.runs
         query = (
             select(
@@ -274,9 +282,9 @@ class Reader:
 
     def latest_calibrations(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
         """Latest ``judge_calibrations`` row per rubric, version, model and criterion; ``{}`` without the table."""
-        table = self._optional_table(CALIBRATIONS)
-        if table is None:
+        if not self._has_calibrations():
             return {}
+        table = self._calibrations
         partition = (table.c.rubric_name, table.c.rubric_version, table.c.model, table.c.criterion)
         rank = func.row_number().over(
             partition_by=partition, order_by=(table.c.calibrated_at.desc(), table.c.id.desc())
@@ -296,19 +304,29 @@ class Reader:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _optional_table(self, name: str) -> Table | None:
-        """A table another module owns, reflected once it exists (absence is re-checked every minute)."""
-        table, checked = self._optional.get(name, (None, 0.0))
-        if table is not None or time.monotonic() - checked < _TABLE_RECHECK_S:
-            return table
-        found: Table | None = None
-        if inspect(self.warehouse.engine).has_table(name):
-            try:
-                found = Table(name, self.warehouse.metadata, autoload_with=self.warehouse.engine)
-            except NoSuchTableError:
-                found = None
-        self._optional[name] = (found, time.monotonic())
-        return found
+    def schema_ready(self) -> bool:
+        """Whether the tables the view reads exist. The DAG creates them on its first run; until then
+        the warehouse holds only the source table and the view has nothing to show (not an error).
+        The view never creates them itself: its database user may only read. Checked on every call
+        until they appear (a cheap catalog lookup), then never again."""
+        if not self._schema_ready:
+            wh = self.warehouse
+            needed = (wh.runs, wh.daily_scores, wh.comparisons, wh.alert_state, wh.scores)
+            with errors_as("look up judgeflow's tables"):
+                found = inspect(wh.engine)
+                self._schema_ready = all(found.has_table(table.name) for table in needed)
+        return self._schema_ready
+
+    def _has_calibrations(self) -> bool:
+        """Whether ``judge_calibrations`` exists: only once someone has run ``judgeflow calibrate``
+        (absence is re-checked every minute, presence never again)."""
+        present, checked = self._calibrations_checked
+        if present or time.monotonic() - checked < _TABLE_RECHECK_S:
+            return present
+        with errors_as("look up judge_calibrations"):
+            present = inspect(self.warehouse.engine).has_table(self._calibrations.name)
+        self._calibrations_checked = (present, time.monotonic())
+        return present
 
     def _shown(self, text: str | None) -> str:
         ui = self.settings.ui
@@ -319,8 +337,11 @@ class Reader:
     def _version(table: Table, scope: Scope) -> Sequence[Any]:
         return [table.c.rubric_name == scope.rubric_name, table.c.rubric_version == scope.rubric_version]
 
-    def _connect(self) -> Any:
-        return self.warehouse.engine.connect()
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection whose database errors surface as :class:`WarehouseError` (the app answers 503)."""
+        with errors_as("read the view's data"), self.warehouse.engine.connect() as conn:
+            yield conn
 
 
 def _date(value: Any) -> dt.date:
