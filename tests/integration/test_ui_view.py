@@ -77,6 +77,7 @@ def _calibrations(engine: Engine) -> None:
                     "mae_high": 0.48,
                     "passed": passed,
                     "calibrated_at": when,
+                    "run_id": when.day,  # one calibration run a day here
                 }
                 for criterion, kappa, passed, when in rows
             ],

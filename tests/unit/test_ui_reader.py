@@ -233,9 +233,30 @@ def test_versions_show_the_latest_calibration_per_criterion(warehouse: Warehouse
         conn.execute(
             store.calibrations.insert(),
             [
-                {**base, "criterion": "accuracy", "kappa": 0.41, "passed": False, "calibrated_at": END - 9 * DAY},
-                {**base, "criterion": "accuracy", "kappa": 0.78, "passed": True, "calibrated_at": END - 2 * DAY},
-                {**base, "criterion": "tone", "kappa": 0.66, "passed": True, "calibrated_at": END - 9 * DAY},
+                {
+                    **base,
+                    "criterion": "accuracy",
+                    "kappa": 0.41,
+                    "passed": False,
+                    "calibrated_at": END - 9 * DAY,
+                    "run_id": 1,
+                },
+                {
+                    **base,
+                    "criterion": "accuracy",
+                    "kappa": 0.78,
+                    "passed": True,
+                    "calibrated_at": END - 2 * DAY,
+                    "run_id": 2,
+                },
+                {
+                    **base,
+                    "criterion": "tone",
+                    "kappa": 0.66,
+                    "passed": True,
+                    "calibrated_at": END - 9 * DAY,
+                    "run_id": 1,
+                },
             ],
         )
 
