@@ -9,11 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from sqlalchemy import create_engine
 
 from judgeflow.records import CriterionScore, ScoreRecord, Usage
 from judgeflow.tasks.job import Job, RunContext
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import sqlite_connection
 from tests.support.dag_runs import write_settings
 
