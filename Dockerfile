@@ -1,18 +1,27 @@
 # The official Airflow 3.3 image with judgeflow installed: every Airflow service in
 # docker-compose.yaml runs this one image, so the scheduler, workers and triggerer import the same code.
 #   docker compose build        (or: docker build -t judgeflow-airflow .)
+# The `devkit` target adds the dev kit (the Messages API emulator) for `--profile emulator`; the
+# default, production target never contains it.
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.12
-FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
+FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS production
 ARG AIRFLOW_VERSION
 
-# The library and its dependencies (providers: anthropic, celery, slack, redis, postgres). Pinning
-# apache-airflow to the image's version keeps pip from upgrading or downgrading Airflow itself.
-COPY --chown=airflow:root pyproject.toml README.md /opt/judgeflow/
+# The library and its dependencies (providers: anthropic, celery, slack, redis, postgres), at the
+# versions in constraints.txt (the lock `make` installs too). Pinning apache-airflow to the image's
+# version keeps pip from upgrading or downgrading Airflow itself.
+COPY --chown=airflow:root pyproject.toml README.md constraints.txt /opt/judgeflow/
 COPY --chown=airflow:root plugins /opt/judgeflow/plugins
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/judgeflow
+RUN pip install --no-cache-dir -c /opt/judgeflow/constraints.txt "apache-airflow==${AIRFLOW_VERSION}" /opt/judgeflow
 
 # The DAG and its settings and rubrics; docker-compose.yaml also mounts ./dags and ./include over
 # these, so edits show up without a rebuild. The DAG finds include/ next to dags/.
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root include /opt/airflow/include
+
+FROM production AS devkit
+COPY --chown=airflow:root devkit /opt/judgeflow/devkit
+RUN pip install --no-cache-dir -c /opt/judgeflow/constraints.txt /opt/judgeflow/devkit
+
+FROM production

@@ -1,49 +1,58 @@
-# Two commands matter on a fresh machine: `make demo` and `make test`. Both create .venv first.
+# Two commands matter on a fresh machine: `make demo` and `make test`. Both create .venv first,
+# installing exactly the versions in constraints.txt (`make lock` refreshes it).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LOCK   := constraints.txt
+UV_VERSION := 0.13.9
 
-.PHONY: demo test bench bench-cost lint format clean calibrate
+.PHONY: demo test lint format docs lock clean bench bench-cost bench-ui calibrate stack-test
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(BIN)/.installed: $(BIN)/uv pyproject.toml devkit/pyproject.toml $(LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(LOCK) -e '.[dev]'
 	touch $@
 
 demo: $(BIN)/.installed  ## seed SQLite, start the emulator, run the DAG for one day, print the scores
-	$(BIN)/judgeflow demo
+	$(BIN)/judgeflow-dev demo
 
-test: $(BIN)/.installed  ## the whole test suite (unit, DAG, integration on SQLite, Postgres, Redis)
+test: $(BIN)/.installed  ## the whole test suite (unit, DAG, deploy, integration, the Celery stack)
 	$(BIN)/pytest
 
-bench: $(BIN)/.installed  ## throughput at the emulator's rate limit vs a 10-thread baseline (N=5000; N=... to change)
-	$(BIN)/judgeflow bench --n $(or $(N),5000)
-
-bench-cost: $(BIN)/.installed  ## dollars per 1,000 responses: usual vs realtime and batch with caching
-	$(BIN)/judgeflow bench-cost
-
-lint: $(BIN)/.installed
-	$(BIN)/ruff check plugins dags tests
-	$(BIN)/ruff format --check plugins dags tests
+lint: $(BIN)/.installed  ## ruff, mypy and the import contracts (the architecture)
+	$(BIN)/ruff check plugins dags devkit tests
+	$(BIN)/ruff format --check plugins dags devkit tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(BIN)/.installed
-	$(BIN)/ruff format plugins dags tests
-	$(BIN)/ruff check --fix plugins dags tests
+	$(BIN)/ruff format plugins dags devkit tests
+	$(BIN)/ruff check --fix plugins dags devkit tests
+
+docs: $(BIN)/.installed  ## build the documentation site (docs/) with --strict into .judgeflow/site
+	$(BIN)/mkdocs build --strict --site-dir .judgeflow/site
+
+lock: $(BIN)/uv  ## re-resolve constraints.txt after a dependency change in pyproject.toml or devkit/
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--no-emit-package judgeflow-devkit --no-header --quiet -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) .judgeflow
 
-calibrate: $(BIN)/.installed  ## judge the rubric's golden set, print the agreement table (RUBRIC=... to choose)
-	$(BIN)/judgeflow calibrate $(if $(RUBRIC),--rubric $(RUBRIC))
+bench: $(BIN)/.installed  ## throughput at the emulator's rate limit vs a 10-thread baseline (N=5000; N=... to change)
+	$(BIN)/judgeflow-dev bench --n $(or $(N),5000)
 
-.PHONY: bench-ui
+bench-cost: $(BIN)/.installed  ## dollars per 1,000 responses: usual vs realtime and batch with caching
+	$(BIN)/judgeflow-dev bench-cost
+
 bench-ui: $(BIN)/.installed  ## the UI view's page, chart and JSON times at 10k, 100k and 1M scores in PostgreSQL
-	$(BIN)/judgeflow bench-ui
+	$(BIN)/judgeflow-dev bench-ui
 
-# --- scale: the distributed topology (docker-compose.yaml), verified natively -----------------
-.PHONY: stack-test
+calibrate: $(BIN)/.installed  ## judge the rubric's golden set with the emulator, print the table (RUBRIC=...)
+	$(BIN)/judgeflow-dev calibrate --emulator $(if $(RUBRIC),--rubric $(RUBRIC))
 
 stack-test: $(BIN)/.installed  ## the DAG + a 3-day backfill on CeleryExecutor: Postgres, Redis, 2 workers (~3 min)
-	$(BIN)/judgeflow stack-test
+	$(BIN)/judgeflow-dev stack-test

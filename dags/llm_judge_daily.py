@@ -35,10 +35,10 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from judgeflow import pipeline
-from judgeflow.alerts import failure_notifier
-from judgeflow.operators import ScoreBatchOperator
-from judgeflow.run_deadline import run_deadline_alert
+from judgeflow.tasks import pipeline
+from judgeflow.tasks.deadline import run_deadline_alert
+from judgeflow.tasks.notifiers import failure_notifier
+from judgeflow.tasks.operators import ScoreBatchOperator
 
 SETTINGS = str(Path(__file__).resolve().parents[1] / "include" / "judgeflow.yaml")
 JUDGE_POOL = "judge_api"  # caps score tasks running at once: `airflow pools set judge_api 8 "judgeflow"`

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import redis
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 # Worker processes that tests spawn import this module again: they keep the same Airflow home.
 _AIRFLOW_HOME = Path(
     os.environ.get("JUDGEFLOW_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="judgeflow-test-airflow-")
@@ -133,7 +134,7 @@ class _LogCollector(logging.Handler):
 
 @pytest.fixture
 def records_of() -> Iterator[Callable[[str], list[logging.LogRecord]]]:
-    """``records_of("judgeflow.pipeline")``: that logger's records, caught on the logger itself
+    """``records_of("judgeflow.tasks.pipeline")``: that logger's records, caught on the logger itself
     (Airflow may swap root handlers mid-test, so caplog can miss them)."""
     attached: list[tuple[logging.Logger, logging.Handler, int]] = []
 
@@ -153,7 +154,5 @@ def records_of() -> Iterator[Callable[[str], list[logging.LogRecord]]]:
 
 @pytest.fixture
 def log_records(records_of: Callable[[str], list[logging.LogRecord]]) -> list[logging.LogRecord]:
-    """The rate limiter's log records."""
-    from judgeflow.engine import ratelimit
-
-    return records_of(ratelimit.__name__)
+    """The judging engine's log records (the rate limiter, budget and the Redis client factory among them)."""
+    return records_of("judgeflow.judging")

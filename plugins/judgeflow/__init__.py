@@ -1,7 +1,7 @@
 """judgeflow: score every LLM response with a Claude judge, daily, inside Airflow.
 
 The package is a library; Airflow DAG files in ``dags/`` are thin wrappers over
-:mod:`judgeflow.pipeline`. Module-level imports stay light because Airflow imports
+:mod:`judgeflow.tasks.pipeline`. Module-level imports stay light because Airflow imports
 everything under ``plugins/`` while it looks for plugins.
 """
 

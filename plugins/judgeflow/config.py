@@ -1,7 +1,7 @@
 """Typed, frozen settings, built once at task start from ``include/judgeflow.yaml`` and DAG params.
 
 Connections hold secrets and endpoints; this module holds everything else. Nothing below
-:mod:`judgeflow.pipeline` reads Airflow context or the environment: they receive these objects.
+:mod:`judgeflow.tasks.pipeline` reads Airflow context or the environment: they receive these objects.
 Unknown keys are refused, so a typo fails fast with the key's name instead of being ignored.
 """
 
@@ -192,6 +192,26 @@ class RunParams(_Frozen):
         return data
 
 
+SETTINGS_ENV = "JUDGEFLOW_SETTINGS"
+"""A settings file for processes outside a task (the ``judgeflow`` commands, the UI view)."""
+
+
+def default_settings_path() -> Path:
+    """The settings file when none is named: ``$JUDGEFLOW_SETTINGS``, else ``include/judgeflow.yaml``
+    beside Airflow's DAGs folder (as the image lays it out), else the one in this checkout."""
+    import os
+
+    named = os.environ.get(SETTINGS_ENV)
+    if named:
+        return Path(named)
+    dags_folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
+    if dags_folder:
+        beside_dags = Path(dags_folder).parent / "include" / "judgeflow.yaml"
+        if beside_dags.exists():
+            return beside_dags
+    return Path(__file__).resolve().parents[2] / "include" / "judgeflow.yaml"
+
+
 def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> Settings:
     """Read the settings file; relative paths in it are taken from the file's folder."""
     path = Path(path)
@@ -244,7 +264,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors())
 
 
-# --- calibration (issue 6) ------------------------------------------------------------------------
+# --- calibration ---------------------------------------------------------------------------------
 
 
 class CalibrationFloor(_Frozen):

@@ -1,7 +1,8 @@
 """Turn Airflow connections into what the library needs: a warehouse URL.
 
 The warehouse connection ``judge_warehouse`` may be ``sqlite`` (host = the file path) or
-``postgres`` (the usual fields); an ``extra`` of ``{"sqlalchemy_url": ...}`` overrides both.
+``postgres`` (the URL is the Postgres provider's ``PostgresHook.sqlalchemy_url``: its driver, IAM
+and ``sqlalchemy_query`` extras); an ``extra`` of ``{"sqlalchemy_url": ...}`` overrides both.
 With no such connection the embedded SQLite file from the settings serves.
 """
 
@@ -11,8 +12,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import URL
 
 from judgeflow.errors import ConfigError
 
@@ -39,14 +38,10 @@ def warehouse_url(conn_id: str, *, embedded_path: str, lookup: Callable[[str], A
             raise ConfigError(f"connection {conn_id!r}: a sqlite connection needs host = the file path")
         return f"sqlite:///{conn.host}"
     if kind in ("postgres", "postgresql"):
-        return URL.create(
-            "postgresql+psycopg",
-            username=conn.login or None,
-            password=conn.password or None,
-            host=conn.host or "localhost",
-            port=conn.port or 5432,
-            database=conn.schema or None,
-        ).render_as_string(hide_password=False)
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        url = PostgresHook(postgres_conn_id=conn_id, connection=conn).sqlalchemy_url  # the provider's own URL
+        return url.render_as_string(hide_password=False)
     raise ConfigError(
         f"connection {conn_id!r}: type {kind!r} is not supported; use sqlite or postgres, "
         'or give extra {"sqlalchemy_url": "..."}'

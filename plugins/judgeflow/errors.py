@@ -8,10 +8,13 @@
     └── JudgeError
         ├── RateLimited(retry_after)   wait, then retry
         ├── TransientJudgeError        backoff and retry
+        │   └── Overloaded             the API is overloaded (529): slow the task down too
         ├── RejectedRequest            this request is wrong: record it, go on
         └── TerminalJudgeError         stop the run (auth, billing, a 400 every request gets)
 
-An unparseable verdict is not an exception: it is an :class:`~judgeflow.types.Unscored`
+What each kind means for the next attempt is written once, in :data:`judgeflow.judging.retry.POLICY`.
+
+An unparseable verdict is not an exception: it is an :class:`~judgeflow.judging.verdict.Unscored`
 value with its reason, so it can be stored and queried.
 """
 
@@ -50,6 +53,10 @@ class TransientJudgeError(JudgeError):
         self.retry_after = retry_after
 
 
+class Overloaded(TransientJudgeError):
+    """529 ``overloaded_error``: the API as a whole is busy, so the task sends less, then retries."""
+
+
 class RejectedRequest(JudgeError):
     """A 400-class answer about this one request (too long, bad content): record it and go on."""
 
@@ -62,6 +69,7 @@ __all__ = [
     "ConfigError",
     "JudgeError",
     "JudgeflowError",
+    "Overloaded",
     "RateLimited",
     "RejectedRequest",
     "TerminalJudgeError",

@@ -1,6 +1,6 @@
 """The daily DAG on a real distributed stack: CeleryExecutor, two workers, Postgres, Redis.
 
-``judgeflow.stack`` starts api-server, scheduler, dag-processor, triggerer and two Celery workers
+``judgeflow_devkit.stack`` starts api-server, scheduler, dag-processor, triggerer and two Celery workers
 from this virtualenv (what docker-compose.yaml runs in containers), triggers a run through the REST
 API, runs a three-day backfill through the scheduler, and stops everything by pid. This test holds
 the run to its checks; ``make stack-test`` runs the same scenario and prints the figures.
@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-from judgeflow.stack.report import StackOptions, iter_report_lines
-from judgeflow.stack.scenario import BACKFILL_DAYS, DECOY_DAYS, TRIGGERED_DAY, WORKERS, run_stack
+from judgeflow_devkit.stack.report import StackOptions, iter_report_lines
+from judgeflow_devkit.stack.scenario import BACKFILL_DAYS, DECOY_DAYS, TRIGGERED_DAY, WORKERS, run_stack
 from tests.conftest import require_tcp, service_missing
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from judgeflow.emulator import EmulatorConfig, EmulatorServer
-from judgeflow.sample_data import generate_responses, seed_warehouse
-from judgeflow.slack_receiver import SlackReceiver, connection_json
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
+from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import anthropic_connection, sqlite_connection
 from tests.support.dag_runs import run_dag, write_settings
 from tests.support.warehouse_checks import count

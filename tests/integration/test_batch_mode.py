@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from judgeflow.emulator import EmulatorConfig, EmulatorServer, emulated_scores
 from judgeflow.rubric import load_rubric
-from judgeflow.sample_data import generate_responses, seed_warehouse
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer, emulated_scores
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import anthropic_connection, sqlite_connection
-from tests.support.dag_runs import ROOT, run_dag, write_settings
+from tests.support.dag_runs import ROOT, run_judged_by, write_settings
 from tests.support.warehouse_checks import count, outcome_counts, run_row
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -50,10 +50,7 @@ def test_batch_mode_scores_everything_at_the_batch_price(
     seed_warehouse(warehouse, iter(rows))
     monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path, **FAST_BATCHES)))
     config = EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.3, seed=3)
-    with EmulatorServer(config) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
-        result = run_dag(RUN_DATE)
-        stats = emulator.stats()
+    result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
 
     assert result.state == "success", result.task_states
     assert outcome_counts(warehouse, result.run_id) == {
@@ -88,10 +85,7 @@ def test_errored_and_expired_requests_are_judged_again_in_realtime(
     config = EmulatorConfig(
         latency_median_s=0.005, batch_processing_s=0.3, batch_rate_errored=0.2, batch_rate_expired=0.2, seed=5
     )
-    with EmulatorServer(config) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
-        result = run_dag(RUN_DATE)
-        stats = emulator.stats()
+    result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
 
     assert result.state == "success", result.task_states
     assert outcome_counts(warehouse, result.run_id)["scored"] == 60
@@ -105,8 +99,8 @@ def test_a_big_batch_is_split_and_a_killed_task_reattaches_instead_of_paying_twi
 ) -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
-    from judgeflow import pipeline
-    from judgeflow.operators import ScoreBatchOperator
+    from judgeflow.tasks import pipeline
+    from judgeflow.tasks.operators import ScoreBatchOperator
 
     seed_warehouse(warehouse, unique_rows(35, seed=43))
     settings = write_settings(tmp_path, mode="batch", batch_mode={"poll_interval_s": 0.1, "max_requests": 10})
@@ -158,3 +152,72 @@ def resume_until_collected(operator: Any, context: Any, deferred: Any, *, timeou
         except TaskDeferred as again:
             assert time.monotonic() < give_up, "the batches never ended"
             deferred = again
+
+
+def test_realtime_retries_after_a_batch_count_against_the_run_budget(
+    tmp_path: Path, airflow_db: Path, warehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the batches already spent counts: with the run's cap reached, the failed requests wait for
+    the next run as ``budget_exhausted`` instead of being judged in realtime over the cap."""
+    seed_warehouse(warehouse, unique_rows(40, seed=44))
+    settings = write_settings(tmp_path, **FAST_BATCHES, budget={"max_cost_usd_per_run": 0.0001})
+    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    config = EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.3, batch_rate_errored=0.3, seed=6)
+    result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
+
+    assert result.state == "success", result.task_states
+    outcome = outcome_counts(warehouse, result.run_id)
+    held_back = count(warehouse, "SELECT COUNT(*) FROM judge_errors WHERE kind = 'budget_exhausted'")
+    assert held_back > 0, "some requests errored in the batch"
+    assert (outcome["scored"] + held_back, outcome["neither"]) == (40, 0)
+    assert stats["by_status"].get("200", 0) == 0, "no realtime request was sent over the cap"
+    assert run_row(warehouse, result.run_id)["cost_usd"] > 0.0001, "the batches alone passed the cap"
+
+
+def test_each_run_of_the_operator_opens_one_engine_and_disposes_of_it(
+    tmp_path: Path, airflow_db: Path, warehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like the provider's operator holds its hook, a score task opens its settings, rubric and
+    warehouse once per ``execute`` or ``execute_complete``, however many stages it runs, and
+    disposes of the engine's pool when it returns or defers."""
+    from airflow.sdk.exceptions import TaskDeferred
+    from sqlalchemy.engine import Engine
+
+    from judgeflow.storage import engine as storage_engine
+    from judgeflow.tasks import pipeline
+    from judgeflow.tasks.operators import ScoreBatchOperator
+
+    seed_warehouse(warehouse, unique_rows(12, seed=45))
+    settings = write_settings(tmp_path, **FAST_BATCHES)
+    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    dag_run = SimpleNamespace(dag_id="llm_judge_daily", run_id=f"once_{secrets.token_hex(3)}", run_after=RUN_DATE)
+
+    def context() -> dict[str, Any]:
+        return {"dag_run": dag_run, "logical_date": RUN_DATE, "params": {}}
+
+    with EmulatorServer(EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.5)) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
+        (batch,) = pipeline.extract_responses(str(settings), context())
+        opened: list[Engine] = []
+        disposed: list[Engine] = []
+        make_engine, dispose = storage_engine.create_engine, Engine.dispose
+
+        def counting_create(*args: Any, **kwargs: Any) -> Engine:
+            opened.append(make_engine(*args, **kwargs))
+            return opened[-1]
+
+        def counting_dispose(self: Engine, close: bool = True) -> None:
+            disposed.append(self)
+            dispose(self, close)
+
+        monkeypatch.setattr(storage_engine, "create_engine", counting_create)
+        monkeypatch.setattr(Engine, "dispose", counting_dispose)
+        operator = ScoreBatchOperator(task_id="score_batch", settings_path=str(settings), batch=batch)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context())  # submit, then defer
+        assert (len(opened), set(disposed)) == (1, set(opened)), "execute: one engine, disposed on deferral"
+        totals = resume_until_collected(operator, context, deferred.value, timeout_s=60)
+
+    resumes = len(opened) - 1
+    assert resumes >= 1 and totals["scored_from_batches"] == 12
+    assert set(disposed) == set(opened), "every engine opened was disposed of"

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, inspect
 
-from judgeflow.calibration import evaluate
-from judgeflow.calibration_store import CalibrationStore
 from judgeflow.config import CalibrationConfig
-from judgeflow.emulator import EmulatorConfig, EmulatorServer
-from judgeflow.golden import load_golden_set
 from judgeflow.rubric import load_rubric
-from judgeflow.sample_data import generate_responses, seed_warehouse
-from judgeflow.slack_receiver import SlackReceiver, connection_json
+from judgeflow.rubrics.calibration import evaluate
+from judgeflow.rubrics.golden import load_golden_set
+from judgeflow.storage.calibrations import CalibrationStore
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
+from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import anthropic_connection, sqlite_connection
 from tests.support.dag_runs import ROOT, run_dag, write_settings
 from tests.support.warehouse_checks import count
@@ -65,6 +65,18 @@ def use_golden(env: Env, transform=None) -> None:  # type: ignore[no-untyped-def
     if transform is not None:
         lines = [transform(item) for item in lines]
     (env.golden_dir / "helpfulness.jsonl").write_text("".join(json.dumps(i) + "\n" for i in lines), encoding="utf-8")
+
+
+def record_agreeing_calibration(env: Env, *, at: dt.datetime, endpoint: str) -> None:
+    """A stored calibration in which the judge agreed with the human raters on every item."""
+    rubric = load_rubric(ROOT / "include" / "rubrics", "helpfulness")
+    golden = load_golden_set(env.golden_dir, rubric)
+    assert golden is not None
+    store = CalibrationStore(env.engine)
+    store.ensure_schema()
+    humans = {i.id: dict(i.scores) for i in golden.items}
+    config = CalibrationConfig(bootstrap_resamples=200)
+    store.record(evaluate(golden, humans, rubric=rubric, config=config, calibrated_at=at, endpoint=endpoint))
 
 
 def calibration_runs(engine: Engine) -> list[dict]:
@@ -157,23 +169,10 @@ def test_canaries_are_caught_when_the_judge_obeys_injections(env: Env, monkeypat
 
 def test_drift_from_the_first_calibration_alerts_slack_once(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     use_golden(env)
-    rubric = load_rubric(ROOT / "include" / "rubrics", "helpfulness")
-    golden = load_golden_set(env.golden_dir, rubric)
-    assert golden is not None
-    store = CalibrationStore(env.engine)
-    store.ensure_schema()
     week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
-    # the first calibration, a week ago: the judge then agreed with the humans on every item
-    store.record(
-        evaluate(
-            golden,
-            {i.id: dict(i.scores) for i in golden.items},
-            rubric=rubric,
-            config=CalibrationConfig(bootstrap_resamples=200),
-            calibrated_at=week_ago,
-        )
-    )
     with SlackReceiver() as slack, EmulatorServer(EmulatorConfig(latency_median_s=0.002)) as emulator:
+        # the first calibration, at the same endpoint a week ago: the judge agreed with the humans on every item
+        record_agreeing_calibration(env, at=week_ago, endpoint=emulator.url.rstrip("/"))
         monkeypatch.setenv("AIRFLOW_CONN_SLACK_ONCALL", connection_json(slack.url))
         monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
         result = run_dag(RUN_DATE)
@@ -185,6 +184,24 @@ def test_drift_from_the_first_calibration_alerts_slack_once(env: Env, monkeypatc
     drift = [p for p in payloads if "drifted" in p]
     assert len(drift) == 1, payloads
     assert "accuracy" in drift[0] and "kappa 1.00" in drift[0]
+
+
+def test_a_calibration_made_at_another_endpoint_is_never_trusted(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passed calibration judged by the local emulator (``judgeflow-dev calibrate --emulator``, or a
+    trial) does not let the real endpoint score: the gate judges the golden set again at the endpoint
+    the run uses, and stores which endpoint that was."""
+    use_golden(env)
+    record_agreeing_calibration(env, at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), endpoint="http://127.0.0.1:1")
+    with EmulatorServer(EmulatorConfig(latency_median_s=0.002)) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
+        result = run_dag(RUN_DATE)
+        requests = emulator.stats()["requests_total"]
+        endpoint = emulator.url.rstrip("/")
+
+    assert result.state == "success", result.task_states
+    runs = calibration_runs(env.engine)
+    assert [r["judge_endpoint"] for r in runs] == ["http://127.0.0.1:1", endpoint]
+    assert requests >= GOLDEN_ITEMS, "the golden set was judged again at the run's own endpoint"
 
 
 def test_a_dry_run_does_not_calibrate(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

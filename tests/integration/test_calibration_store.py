@@ -8,16 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, inspect, text
 
-from judgeflow.calibration import evaluate
-from judgeflow.calibration_store import CalibrationStore
 from judgeflow.config import CalibrationConfig
-from judgeflow.golden import load_golden_set
 from judgeflow.rubric import load_rubric
+from judgeflow.rubrics.calibration import evaluate
+from judgeflow.rubrics.golden import load_golden_set
+from judgeflow.storage.calibrations import CalibrationStore
+from judgeflow.storage.schema import calibration_tables
 from tests.conftest import POSTGRES_URL, require_tcp
 from tests.support.dag_runs import ROOT
 
+ENDPOINT = "https://api.anthropic.com"
 T0 = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC)
 
 
@@ -54,15 +56,17 @@ def test_runs_are_appended_and_read_back(engine: Engine) -> None:
     store.ensure_schema()
     store.ensure_schema()  # idempotent
 
-    first_id = store.record(evaluate(golden, humans, rubric=rubric, config=config, calibrated_at=T0))
-    later_id = store.record(evaluate(golden, flat, rubric=rubric, config=config, calibrated_at=T0 + dt.timedelta(7)))
+    at = {"config": config, "rubric": rubric, "endpoint": ENDPOINT}
+    first_id = store.record(evaluate(golden, humans, calibrated_at=T0, **at))
+    later_id = store.record(evaluate(golden, flat, calibrated_at=T0 + dt.timedelta(7), **at))
 
     key = {"rubric_name": rubric.name, "rubric_version": rubric.version_key, "model": rubric.model}
-    latest = store.latest_run(**key, golden_set=golden.digest)
+    latest = store.latest_run(**key, golden_set=golden.digest, endpoint=ENDPOINT)
     assert latest is not None and latest.id == later_id and latest.calibrated_at == T0 + dt.timedelta(7)
     assert not latest.passed and "kappa is undefined (judge scores are all 3)" in latest.reason
-    assert store.latest_run(**key, golden_set="another golden set") is None
-    first = store.first_kappas(**key, golden_set=golden.digest)
+    assert store.latest_run(**key, golden_set="another golden set", endpoint=ENDPOINT) is None
+    assert store.latest_run(**key, golden_set=golden.digest, endpoint="http://127.0.0.1:8765") is None
+    first = store.first_kappas(**key, golden_set=golden.digest, endpoint=ENDPOINT)
     assert first is not None and first[0] == T0
     assert first[1] == {"accuracy": pytest.approx(1.0), "tone": pytest.approx(1.0), "completeness": pytest.approx(1.0)}
     rows = {r["criterion"]: r for r in store.criterion_rows(later_id)}
@@ -70,3 +74,38 @@ def test_runs_are_appended_and_read_back(engine: Engine) -> None:
     assert rows["tone"]["kappa"] is None and rows["tone"]["spearman"] is None and rows["tone"]["mae"] is not None
     assert rows["tone"]["n"] == len(golden.items) - len(golden.canaries) and rows["tone"]["passed"] is False
     assert {r["passed"] for r in store.criterion_rows(first_id)} == {True}
+
+
+def test_a_store_made_before_endpoints_were_recorded_is_upgraded_in_place(engine: Engine) -> None:
+    """Yesterday's ``judge_calibration_runs`` (no ``judge_endpoint``) gains the column and keeps its rows;
+    a calibration with no recorded endpoint is trusted for no endpoint, so the gate calibrates again."""
+    old = MetaData()
+    _, runs = calibration_tables(old)
+    columns = [c.copy() for c in runs.columns if c.name != "judge_endpoint"]
+    Table(runs.name, MetaData(), *columns).create(engine)
+    row = {
+        "rubric_name": "helpfulness",
+        "rubric_version": "1+abc",
+        "model": "claude-haiku-4-5",
+        "golden_set": "g",
+        "items": 3,
+        "judged": 3,
+        "canaries_total": 0,
+        "canaries_failed": 0,
+        "cost_usd": 0.0,
+        "passed": True,
+        "reason": "",
+        "calibrated_at": T0,
+    }
+    with engine.begin() as conn:
+        conn.execute(Table(runs.name, MetaData(), autoload_with=conn).insert(), [row])
+
+    store = CalibrationStore(engine)
+    store.ensure_schema()
+
+    assert "judge_endpoint" in {c["name"] for c in inspect(engine).get_columns(runs.name)}
+    with engine.connect() as conn:
+        kept = conn.execute(text(f"SELECT rubric_version, judge_endpoint FROM {runs.name}")).all()
+    assert [tuple(r) for r in kept] == [("1+abc", None)]
+    key = {"rubric_name": "helpfulness", "rubric_version": "1+abc", "model": "claude-haiku-4-5", "golden_set": "g"}
+    assert store.latest_run(**key, endpoint=ENDPOINT) is None

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from judgeflow.emulator import EmulatorConfig, EmulatorServer, emulated_scores
 from judgeflow.rubric import load_rubric
-from judgeflow.sample_data import generate_responses, seed_warehouse
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer, emulated_scores
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import anthropic_connection, sqlite_connection
 from tests.support.dag_runs import ROOT, run_dag, write_settings
 from tests.support.warehouse_checks import count, outcome_counts, run_row

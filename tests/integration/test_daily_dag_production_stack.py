@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from judgeflow.emulator import EmulatorConfig, EmulatorServer
-from judgeflow.sample_data import generate_responses, seed_warehouse
-from judgeflow.slack_receiver import SlackReceiver, connection_json
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
+from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import POSTGRES_URL, REDIS_ADDRESS, anthropic_connection, require_tcp
 from tests.support.dag_runs import run_dag, write_settings
 from tests.support.warehouse_checks import outcome_counts, run_row

@@ -19,15 +19,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from judgeflow.cache import (
+from judgeflow.config import CacheConfig
+from judgeflow.judging.redis_client import TIMEOUT_S
+from judgeflow.judging.verdict_cache import (
     REDIS_CHUNK,
-    REDIS_CONNECT_TIMEOUT_S,
-    REDIS_READ_TIMEOUT_S,
     NullVerdictCache,
     RedisVerdictCache,
     open_cache,
 )
-from judgeflow.config import CacheConfig
 from judgeflow.records import CriterionScore, Verdict
 from tests.conftest import service_missing
 
@@ -153,8 +152,8 @@ def test_open_cache_uses_a_fail_fast_client(prefix: str, monkeypatch: pytest.Mon
 
     client: redis.Redis = cache._client
     connection = client.connection_pool.make_connection()
-    assert connection.socket_connect_timeout == REDIS_CONNECT_TIMEOUT_S
-    assert connection.socket_timeout == REDIS_READ_TIMEOUT_S
+    assert connection.socket_connect_timeout == TIMEOUT_S
+    assert connection.socket_timeout == TIMEOUT_S
     assert connection.retry.get_retries() == 0
     connection.disconnect()
 
@@ -163,17 +162,45 @@ def test_open_cache_uses_a_fail_fast_client(prefix: str, monkeypatch: pytest.Mon
     cache.close()
 
 
+@pytest.mark.parametrize(
+    ("uri", "db"),
+    [
+        pytest.param(f"redis://{REDIS_HOST}:{REDIS_PORT}/7", 7, id="uri-path"),
+        pytest.param(f"redis://{REDIS_HOST}:{REDIS_PORT}/0?db=6", 6, id="extra-db"),
+    ],
+)
+def test_open_cache_writes_to_the_connections_database(
+    prefix: str, monkeypatch: pytest.MonkeyPatch, uri: str, db: int
+) -> None:
+    """``RedisHook`` alone would use db 0 for ``redis://host/7``: the verdicts would land beside the
+    Celery broker's keys (and another environment's), and a FLUSHDB on the broker would wipe them."""
+    monkeypatch.setenv(CONN_ENV, uri)
+    cache = open_cache(CacheConfig(ttl_seconds=600), redis_conn_id=CONN_ID)
+    assert isinstance(cache, RedisVerdictCache)
+    assert f"db {db}" in cache.describe()
+    cache.put_many({f"{prefix}in-db": verdict(2)})
+    cache.close()
+    mine, zero = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db), redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    try:
+        assert mine.exists(f"{prefix}in-db") == 1
+        assert zero.exists(f"{prefix}in-db") == 0
+    finally:
+        mine.delete(f"{prefix}in-db")
+        mine.close()
+        zero.close()
+
+
 def test_open_cache_with_unreachable_redis_is_null(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(CONN_ENV, "redis://127.0.0.1:1/0")
-    with caplog.at_level(logging.WARNING, logger="judgeflow.cache"):
+    with caplog.at_level(logging.WARNING, logger="judgeflow.judging.verdict_cache"):
         cache = open_cache(CacheConfig(), redis_conn_id=CONN_ID)
     assert isinstance(cache, NullVerdictCache)
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("Redis cache at 127.0.0.1:1 unreachable" in m and "scoring goes on uncached" in m for m in messages), (
-        messages
-    )
+    assert any(
+        "Redis cache at 127.0.0.1:1 db 0 unreachable" in m and "scoring goes on uncached" in m for m in messages
+    ), messages
     assert cache.get_many(["k"]) == {}
     cache.put_many({"k": verdict(1)})
 
@@ -188,7 +215,7 @@ def test_silent_redis_costs_one_timeout(monkeypatch: pytest.MonkeyPatch) -> None
         elapsed = time.monotonic() - started
     assert isinstance(cache, NullVerdictCache)
     assert "unreachable" in cache.describe()
-    assert REDIS_READ_TIMEOUT_S * 0.9 <= elapsed < REDIS_READ_TIMEOUT_S * 2
+    assert TIMEOUT_S * 0.9 <= elapsed < TIMEOUT_S * 2
 
 
 def test_server_dying_mid_task_never_raises(
@@ -205,7 +232,7 @@ def test_server_dying_mid_task_never_raises(
 
     process.terminate()
     process.wait(timeout=10)
-    with caplog.at_level(logging.WARNING, logger="judgeflow.cache"):
+    with caplog.at_level(logging.WARNING, logger="judgeflow.judging.verdict_cache"):
         started = time.monotonic()
         for _ in range(5):
             assert cache.get_many(["k"]) == {}
@@ -217,4 +244,4 @@ def test_server_dying_mid_task_never_raises(
     assert len(warnings) == 1, warnings
     assert "disabled for the rest of this task" in warnings[0]
     assert cache.disabled and "disabled" in cache.describe()
-    assert elapsed < REDIS_CONNECT_TIMEOUT_S + REDIS_READ_TIMEOUT_S
+    assert elapsed < TIMEOUT_S + TIMEOUT_S

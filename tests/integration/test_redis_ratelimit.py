@@ -23,15 +23,15 @@ import redis
 import redis.asyncio as aredis
 from redis.asyncio.connection import AbstractConnection
 
-from judgeflow.engine.ratelimit import (
+from judgeflow.judging.ratelimit import (
     KEY_TTL_MS,
-    REDIS_TIMEOUT_S,
     LocalRateLimiter,
     RedisRateLimiter,
     limiter_scope,
-    open_async_redis,
     open_rate_limiter,
 )
+from judgeflow.judging.redis_client import TIMEOUT_S as REDIS_TIMEOUT_S
+from judgeflow.judging.redis_client import open_async_redis
 from tests.conftest import REDIS_ADDRESS, ROOT, require_tcp
 
 pytestmark = pytest.mark.redis
@@ -43,7 +43,7 @@ CONN_ENV = "AIRFLOW_CONN_JUDGE_CACHE"
 WORKER = """
 import asyncio, json, sys, time
 import redis.asyncio as aredis
-from judgeflow.engine.ratelimit import RedisRateLimiter
+from judgeflow.judging.ratelimit import RedisRateLimiter
 
 async def main(port, scope, seconds, callers):
     client = aredis.Redis(host="127.0.0.1", port=port)
@@ -290,7 +290,7 @@ def test_unreachable_redis_gives_a_local_limiter_and_a_warning(
     assert time.monotonic() - started < REDIS_TIMEOUT_S * 2
     assert isinstance(limiter, LocalRateLimiter)
     warnings = warnings_in(log_records)
-    assert len(warnings) == 1 and "Redis at 127.0.0.1:1 (connection 'judge_cache') unreachable" in warnings[0]
+    assert len(warnings) == 1 and "Redis at 127.0.0.1:1 db 0 (connection 'judge_cache') unreachable" in warnings[0]
 
 
 def test_open_async_redis_gives_a_fail_fast_client(scope: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -307,6 +307,36 @@ def test_open_async_redis_gives_a_fail_fast_client(scope: str, monkeypatch: pyte
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_limiter_keeps_its_buckets_in_the_connections_database(scope: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``redis://host/5`` means database 5 for the limiter too, as for the verdict cache."""
+    monkeypatch.setenv(CONN_ENV, f"redis://{HOST}:{PORT}/5")
+
+    async def scenario() -> tuple[str, ...]:
+        limiter = await open_rate_limiter(
+            requests_per_minute=600,
+            input_tokens_per_minute=None,
+            burst_seconds=1.0,
+            redis_conn_id=CONN_ID,
+            api_key=f"db-test-{scope}",
+            model="m",
+        )
+        assert isinstance(limiter, RedisRateLimiter)
+        assert "db 5" in limiter.describe()
+        await limiter.acquire(tokens=1)
+        keys = limiter.keys
+        await limiter.aclose()
+        return keys
+
+    keys = asyncio.run(scenario())
+    five, zero = redis.Redis(host=HOST, port=PORT, db=5), redis.Redis(host=HOST, port=PORT)
+    try:
+        assert five.exists(*keys) == len(keys) and zero.exists(*keys) == 0
+    finally:
+        five.delete(*keys)
+        five.close()
+        zero.close()
 
 
 def test_silent_redis_costs_one_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

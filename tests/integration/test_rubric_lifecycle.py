@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from judgeflow.backfill import backfill_total, estimate_backfill, estimate_main
 from judgeflow.config import load_settings
-from judgeflow.emulator import EmulatorConfig, EmulatorServer
 from judgeflow.rubric import load_rubric
-from judgeflow.sample_data import generate_responses, seed_warehouse
-from judgeflow.version_compare import compare_versions
-from judgeflow.warehouse import Warehouse
+from judgeflow.rubrics.backfill import backfill_total, estimate_backfill
+from judgeflow.rubrics.commands import estimate_main
+from judgeflow.rubrics.versions import compare_versions
+from judgeflow.storage.warehouse import Warehouse
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import anthropic_connection, sqlite_connection
 from tests.support.dag_runs import ROOT, RunResult, run_dag, write_settings
 from tests.support.warehouse_checks import count
@@ -166,7 +167,7 @@ def count_cost(engine: Engine, version: str) -> float:
 
 
 def test_a_dry_run_prices_the_run_and_judges_nothing(env: Env, records_of: Any) -> None:
-    log_records = records_of("judgeflow.pipeline")
+    log_records = records_of("judgeflow.tasks.pipeline")
     result = run_dag(FIRST_RUN, conf={"rescore": True, "dry_run": True})
 
     assert result.state == "success", result.task_states

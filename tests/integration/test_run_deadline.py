@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from judgeflow.run_deadline import RUN_DEADLINE_ENV
-from judgeflow.slack_receiver import SlackReceiver, connection_json
+from judgeflow.tasks.deadline import RUN_DEADLINE_ENV
+from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.support.dag_runs import DAG_ID, ROOT
 
 pytestmark = pytest.mark.usefixtures("airflow_db")

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from judgeflow.config import Settings
-from judgeflow.emulator import EmulatorConfig, EmulatorServer
-from judgeflow.sample_data import generate_responses, seed_warehouse
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
+from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import REDIS_ADDRESS, anthropic_connection, require_tcp, sqlite_connection
 from tests.support.dag_runs import run_dag, write_settings
 from tests.support.warehouse_checks import count, outcome_counts, run_row
@@ -97,7 +97,7 @@ def score_one_batch(job: tuple[str, dict[str, Any], str]) -> dict[str, Any]:
     """A mapped score task in its own process, the way a worker runs it."""
     from types import SimpleNamespace
 
-    from judgeflow import pipeline
+    from judgeflow.tasks import pipeline
 
     settings, batch, run_id = job
     dag_run = SimpleNamespace(dag_id="llm_judge_daily", run_id=run_id, run_after=RUN_DATE)
@@ -109,7 +109,7 @@ def test_two_score_tasks_sharing_the_redis_limiter_stay_under_the_api_limit(
 ) -> None:
     from types import SimpleNamespace
 
-    from judgeflow import pipeline
+    from judgeflow.tasks import pipeline
 
     require_tcp("Redis", REDIS_ADDRESS)
     warehouse = tmp_path / "warehouse.sqlite"

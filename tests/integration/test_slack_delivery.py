@@ -1,4 +1,4 @@
-"""judgeflow.alerts against a real HTTP webhook receiver, through Airflow's Slack provider.
+"""judgeflow.quality.alerts against a real HTTP webhook receiver, through Airflow's Slack provider.
 
 The connection comes in as ``AIRFLOW_CONN_SLACK_ONCALL`` (no metadata database needed). Proxy
 variables are removed because slack_sdk would send 127.0.0.1 traffic through them.
@@ -14,9 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from judgeflow.alerts import AlertContext, build_alert_blocks, decide_alert, failure_notifier, send_alert
-from judgeflow.regression import ComparisonStatus, MetricComparison, RegressionReport
-from judgeflow.slack_receiver import SlackReceiver, connection_json
+from judgeflow.quality.alerts import AlertContext, build_alert_blocks, decide_alert, send_alert
+from judgeflow.quality.regression import ComparisonStatus, MetricComparison, RegressionReport
+from judgeflow.tasks.notifiers import failure_notifier
+from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 
 CONN_ID = "slack_oncall"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
@@ -92,7 +93,7 @@ def test_slack_answering_500_is_false_not_an_exception(slack: SlackReceiver, cap
     slack.status = 500
     text, blocks = alert_message()
 
-    with caplog.at_level(logging.ERROR, logger="judgeflow.alerts"):
+    with caplog.at_level(logging.ERROR, logger="judgeflow.quality.alerts"):
         assert send_alert(conn_id=CONN_ID, text=text, blocks=blocks) is False
 
     assert len(slack.wait_for(1)) == 1
@@ -120,7 +121,7 @@ def test_slack_slower_than_the_timeout_is_false(monkeypatch: pytest.MonkeyPatch,
 def test_unknown_connection_is_a_warning_and_false(caplog: pytest.LogCaptureFixture) -> None:
     text, blocks = alert_message()
 
-    with caplog.at_level(logging.WARNING, logger="judgeflow.alerts"):
+    with caplog.at_level(logging.WARNING, logger="judgeflow.quality.alerts"):
         assert send_alert(conn_id="slack_nowhere", text=text, blocks=blocks) is False
 
     assert "Slack connection slack_nowhere not configured; alert not sent" in caplog.text

@@ -2,7 +2,7 @@
 
 The warehouse holds 20,000 generated scores over 30 days with a regression in ``topic=shipping``
 (worsening over the last two days) and one in ``topic=billing`` that recovered; the
-``judge_calibrations`` table is created here by :class:`~judgeflow.calibration_store.CalibrationStore`. The test
+``judge_calibrations`` table is created here by :class:`~judgeflow.storage.calibrations.CalibrationStore`. The test
 shows that a request without a token is refused, reads every JSON endpoint with an HTTP client,
 then opens the view in Chromium, through the Airflow UI's own navigation route and directly, checks
 that the charts and tables rendered and the regression shows, and keeps screenshots under
@@ -27,8 +27,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from judgeflow.calibration_store import CalibrationStore
-from judgeflow.ui.sample import RUBRIC, VERSION, generate
+from judgeflow.storage.calibrations import CalibrationStore
+from judgeflow_devkit.ui_sample import RUBRIC, VERSION, generate
 from tests.conftest import ROOT, service_missing
 from tests.integration.test_daily_dag_production_stack import postgres_connection, schema, warehouse
 
@@ -156,6 +156,7 @@ def _token(base: str) -> str:
 def test_view_is_refused_without_a_token(api_server: str) -> None:
     for route in ("/judgeflow/", "/judgeflow/api/regressions", "/judgeflow/charts/trend.png"):
         assert httpx.get(api_server + route, timeout=30).status_code == 401, route
+    assert httpx.get(api_server + "/judgeflow/openapi.json", timeout=30).status_code == 404, "no schema without auth"
     forged = httpx.get(api_server + "/judgeflow/api/trend", headers={"Authorization": "Bearer not-a-jwt"}, timeout=30)
     assert forged.status_code == 403
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 DAG_ID = "llm_judge_daily"
 
 
@@ -71,3 +72,14 @@ def write_settings(folder: Path, **sections: Any) -> Path:
     path = folder / "judgeflow.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     return path
+
+
+def run_judged_by(config: Any, monkeypatch: Any, logical_date: dt.datetime) -> tuple[RunResult, dict[str, Any]]:
+    """One DAG run judged by a fresh emulator with ``config``; the run and the emulator's stats."""
+    from judgeflow_devkit.emulator import EmulatorServer
+    from tests.conftest import anthropic_connection
+
+    with EmulatorServer(config) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
+        result = run_dag(logical_date)
+        return result, emulator.stats()

@@ -17,8 +17,7 @@ from judgeflow.config import (
     parse_run_params,
 )
 from judgeflow.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def write(tmp_path: Path, text: str, name: str = "judgeflow.yaml") -> Path:

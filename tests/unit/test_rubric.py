@@ -10,8 +10,8 @@ import pytest
 
 from judgeflow.errors import ConfigError
 from judgeflow.rubric import Rubric, load_rubric, parse_rubric
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 RUBRIC_DIR = ROOT / "include" / "rubrics"
 HELPFULNESS = RUBRIC_DIR / "helpfulness.yaml"
 

@@ -14,24 +14,20 @@ api-server's event loop.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from judgeflow import charts
 from judgeflow.errors import JudgeflowError
+from judgeflow.quality import charts
+from judgeflow.storage.view_reads import Reader, Scope
 from judgeflow.ui import pages
-from judgeflow.ui.queries import Reader, Scope
 
-SETTINGS_ENV = "JUDGEFLOW_SETTINGS"
-DEFAULT_SETTINGS = Path(__file__).resolve().parents[3] / "include" / "judgeflow.yaml"
 WEEK_LABELS = ("last week", "this week")
 
 
@@ -45,7 +41,7 @@ def create_app() -> FastAPI:
 
 def build_app(reader: Callable[[], Reader], *, dependencies: Sequence[Any]) -> FastAPI:
     """The routes over any reader; ``dependencies`` guard every route (the benchmark passes none)."""
-    app = FastAPI(title="judgeflow", dependencies=list(dependencies), docs_url=None, redoc_url=None)
+    app = FastAPI(title="judgeflow", dependencies=list(dependencies), docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(JudgeflowError)
     def _warehouse_trouble(request: Request, exc: JudgeflowError) -> JSONResponse:
@@ -244,8 +240,8 @@ def _counts(counts: charts.ValueCounts) -> list[dict[str, float]]:
 
 
 class _LazyReader:
-    """The production reader, built on first use: settings from ``JUDGEFLOW_SETTINGS`` (else the
-    project's ``include/judgeflow.yaml``), the warehouse from the ``judge_warehouse`` connection.
+    """The production reader, built on first use: settings from :func:`~judgeflow.config.default_settings_path`,
+    the warehouse from the ``judge_warehouse`` connection.
     A failed build (warehouse down) is retried on the next request."""
 
     def __init__(self) -> None:
@@ -261,11 +257,11 @@ class _LazyReader:
 
 
 def _production_reader() -> Reader:
-    from judgeflow.config import load_settings
+    from judgeflow.config import default_settings_path, load_settings
     from judgeflow.connections import server_connection, warehouse_url
-    from judgeflow.warehouse import Warehouse
+    from judgeflow.storage.warehouse import Warehouse
 
-    settings = load_settings(os.environ.get(SETTINGS_ENV) or DEFAULT_SETTINGS)
+    settings = load_settings(default_settings_path())
     url = warehouse_url(
         settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
     )

@@ -2,7 +2,7 @@
 
 Pages link to each other and to their charts by relative URLs that keep the query string
 (``?rubric=...&version=...``), so they work wherever the app is mounted and inside the Airflow UI's
-iframe. Charts are ``<img>`` elements whose PNGs :mod:`judgeflow.charts` draws, as in the run report.
+iframe. Charts are ``<img>`` elements whose PNGs :mod:`judgeflow.quality.charts` draws, as in the run report.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from judgeflow.comparison_table import MISSING, comparison_table, num
-from judgeflow.regression import MetricComparison
-from judgeflow.ui.queries import LowResponse, Regression, RubricVersion, RunHealth, Scope
+from judgeflow.quality.comparison_table import MISSING, comparison_table, num
+from judgeflow.quality.regression import MetricComparison
+from judgeflow.storage.view_reads import LowResponse, Regression, RubricVersion, RunHealth, Scope
 
 PAGES = (("./", "Overview"), ("segments", "Segments"), ("responses", "Lowest scores"), ("rubrics", "Rubric versions"))
 

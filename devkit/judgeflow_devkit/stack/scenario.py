@@ -1,0 +1,340 @@
+"""The stack run: start the distributed topology, run the DAG and a backfill through it, check, report.
+
+1. A fresh metadata database, warehouse schema, private redis-server, Airflow home and free ports.
+2. Seed the warehouse: one day for a triggered run, three for a backfill, two decoy days around them.
+3. ``airflow db migrate``, ``airflow pools set judge_api``; then the emulator, api-server, scheduler,
+   dag-processor, triggerer and two Celery workers, each in its own process group.
+4. Trigger ``llm_judge_daily`` through the REST API (realtime) and wait for it; read back where its
+   mapped ``score_batch`` instances ran and when.
+5. ``airflow backfill create`` over three days with the README's rubric-change conf (rescore, in
+   Message Batches mode, so the triggerer does the waiting) and wait for its runs.
+6. Check: runs succeeded, score tasks ran on both workers at once, every response of the judged days
+   scored once by the right run, decoy days untouched, no 429 from the shared limit, a score task
+   deferred. Everything started is stopped by pid, whatever happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from sqlalchemy import Engine, create_engine
+
+from judgeflow_devkit.slack_receiver import SlackReceiver
+from judgeflow_devkit.stack import ledger, observe, services, topology
+from judgeflow_devkit.stack.processes import ProcessSet
+from judgeflow_devkit.stack.report import StackOptions, StackReport
+from judgeflow_devkit.stack.rest import AirflowRest
+
+DAG_ID = "llm_judge_daily"
+WORKERS = ("worker-a", "worker-b")
+TRIGGERED_DAY = dt.date(2026, 3, 1)  # the triggered run's logical date is the day after
+BACKFILL_DAYS = (dt.date(2026, 3, 10), dt.date(2026, 3, 11), dt.date(2026, 3, 12))
+DECOY_DAYS = (dt.date(2026, 3, 9), dt.date(2026, 3, 13))
+TERMINAL = {"success", "failed"}
+RUN_DEADLINE_HOURS = 0.003  # 10.8 s: every run outlives it, so the deadline alert must fire
+
+
+def run_stack(options: StackOptions, *, say: Callable[[str], None] = print) -> StackReport:
+    """Run the whole scenario; never raises for a failed check (see ``report.failures``)."""
+    report = StackReport(options=options)
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="judgeflow-stack-"))
+    log_dir = options.log_dir or workdir / "logs"
+    report.log_dir = str(log_dir)
+    processes = ProcessSet(log_dir)
+    with ExitStack() as cleanup:
+        cleanup.callback(processes.stop_all)  # a backstop; _run registers the stop that runs before the drops
+        try:
+            _run(options, report, workdir, processes, cleanup, say)
+        except Exception as exc:  # a crash is a failed check with its reason, after everything is stopped
+            report.failures.append(f"{type(exc).__name__}: {exc}")
+            for service in processes.services:
+                if not service.running():
+                    report.failures.append(f"{service.name} exited; its log ends:\n{service.log_tail(15)}")
+        finally:
+            say("stopping every process this run started, by pid")
+    report.seconds["total"] = time.monotonic() - started
+    report.load_average = os.getloadavg()
+    if not report.failures:  # kept for a post-mortem only when a check failed
+        shutil.rmtree(workdir, ignore_errors=True)
+        if options.log_dir is None:
+            report.log_dir = ""
+    return report
+
+
+def _run(
+    options: StackOptions,
+    report: StackReport,
+    workdir: Path,
+    processes: ProcessSet,
+    cleanup: ExitStack,
+    say: Callable[[str], None],
+) -> None:
+    phase = _Phases(report, say)
+    metadata_url = cleanup.enter_context(services.fresh_database(options.server_url))
+    schema = cleanup.enter_context(services.fresh_schema(options.warehouse_database_url))
+    # Registered after the database: ExitStack unwinds in reverse, so processes stop before the drop.
+    cleanup.callback(processes.stop_all)
+    warehouse_url = services.schema_url(options.warehouse_database_url, schema)
+    warehouse = create_engine(warehouse_url)
+    cleanup.callback(warehouse.dispose)
+    say(f"metadata database {metadata_url.rsplit('/', 1)[-1]}, warehouse schema {schema}, logs in {report.log_dir}")
+
+    seeded = ledger.seed_days(warehouse, [TRIGGERED_DAY], per_day=options.per_day, first_id=1, seed=31)
+    seeded += ledger.seed_days(
+        warehouse, [*BACKFILL_DAYS, *DECOY_DAYS], per_day=options.backfill_per_day, first_id=100_000, seed=41
+    )
+    say(f"seeded {seeded} responses on {len(BACKFILL_DAYS) + len(DECOY_DAYS) + 1} days")
+
+    redis_server = services.start_private_redis(processes)
+    slack = cleanup.enter_context(SlackReceiver())
+    endpoints = topology.StackEndpoints(
+        airflow_home=workdir / "airflow",
+        metadata_url=metadata_url,
+        broker_url=redis_server.url(0),
+        cache_url=redis_server.url(1),
+        warehouse_url=warehouse_url,
+        emulator_url=f"http://127.0.0.1:{services.free_port()}",
+        api_port=services.free_port(),
+        settings_path=workdir / "judgeflow.yaml",
+        worker_concurrency=options.worker_concurrency,
+        slack_url=slack.url,
+        run_deadline_hours=RUN_DEADLINE_HOURS,
+    )
+    endpoints.airflow_home.mkdir(parents=True)
+    _write_settings(endpoints.settings_path, workdir, options)
+    password = topology.write_password_file(workdir / "passwords.json")
+    env = topology.shared_env(endpoints, jwt_secret=_secret(), api_password_file=workdir / "passwords.json")
+
+    with phase("migrate metadata database and create the pool"):
+        _airflow(env, ["db", "migrate"])
+        _airflow(env, ["pools", "set", topology.POOL_NAME, str(options.pool_slots), "judgeflow score tasks"])
+    with phase("start emulator, api-server, scheduler, dag-processor, triggerer, 2 celery workers"):
+        _start_services(processes, env, endpoints, options)
+        rest = AirflowRest(endpoints.api_url, username=topology.API_USER, password=password)
+        cleanup.callback(rest.close)
+        rest.wait_until_up(timeout_s=options.phase_timeout_s)
+        _wait(lambda: rest.dag(DAG_ID) is not None, options.phase_timeout_s, "the DAG to be parsed", processes)
+        import_errors = rest.import_errors()
+        report.check(not import_errors, f"import errors: {import_errors}")
+        for worker in WORKERS:
+            _wait(_worker_ready(processes, worker), options.phase_timeout_s, f"{worker} to be ready", processes)
+
+    with phase("triggered run (REST API, realtime)"):
+        logical_date = dt.datetime.combine(TRIGGERED_DAY + ledger.DAY, dt.time(), tzinfo=dt.UTC)
+        run_id = rest.trigger(DAG_ID, logical_date=logical_date.isoformat(), conf={})
+        say(f"triggered {run_id}")
+        run = _wait_for_runs(rest, [run_id], options.phase_timeout_s, processes, on_poll=None)[0]
+    report.triggered_run = {k: run.get(k) for k in ("dag_run_id", "state", "logical_date", "start_date", "end_date")}
+    report.check(run["state"] == "success", f"triggered run ended {run['state']}")
+    _observe_triggered(report, rest, warehouse, run_id, endpoints.emulator_url)
+    _check_deadline_alert(report, slack, run_id, options.phase_timeout_s)
+
+    with phase("backfill over three days (airflow backfill create, rescore, Message Batches)"):
+        _airflow(
+            env,
+            [
+                "backfill", "create", "--dag-id", DAG_ID,
+                "--from-date", (BACKFILL_DAYS[0] + ledger.DAY).isoformat(),
+                "--to-date", (BACKFILL_DAYS[-1] + ledger.DAY).isoformat(),
+                "--reprocess-behavior", "completed", "--max-active-runs", "3",
+                # The README's backfill after a rubric change: rescore each day, at the batch price.
+                "--dag-run-conf", json.dumps({"rubric": "helpfulness", "rescore": True, "mode": "batch"}),
+            ],
+        )  # fmt: skip
+        _wait(lambda: len(rest.dag_runs(DAG_ID, run_type="backfill")) == 3, 60, "3 backfill runs", processes)
+        backfill_ids = [r["dag_run_id"] for r in rest.dag_runs(DAG_ID, run_type="backfill")]
+        states_seen: set[str] = set()
+
+        def note_states() -> None:
+            for backfill_id in backfill_ids:
+                for ti in rest.task_instances(DAG_ID, backfill_id, task_id="score_batch"):
+                    states_seen.add(str(ti.get("state")))
+
+        runs = _wait_for_runs(rest, backfill_ids, options.phase_timeout_s, processes, on_poll=note_states)
+    report.deferred_seen = "deferred" in states_seen
+    _check_backfill(report, runs, warehouse)
+
+
+def _observe_triggered(report: StackReport, rest: AirflowRest, warehouse: Engine, run_id: str, emulator: str) -> None:
+    spans = observe.spans_from_api(rest.task_instances(DAG_ID, run_id, task_id="score_batch"))
+    sizes = ledger.batch_sizes(warehouse, f"{DAG_ID}/{run_id}")
+    report.check(len(spans) == len(sizes) > 1, f"{len(spans)} score tasks ran for {len(sizes)} batches")
+    report.workers = observe.worker_figures(spans, sizes)
+    overlaps = observe.cross_worker_overlaps(spans)
+    report.overlaps = len(overlaps)
+    report.overlap_seconds = max((shared for _, _, shared in overlaps), default=0.0)
+    report.scoring_seconds = observe.phase_seconds(spans)
+    report.check({f.worker for f in report.workers} == set(WORKERS), f"score tasks ran on {report.workers}")
+    report.check(bool(overlaps), "no two score tasks on different workers ran at the same time")
+    stats = httpx.get(f"{emulator}/_emulator/stats", timeout=10, trust_env=False).json()
+    report.api_requests = int(stats["requests_total"])
+    report.http_429 = int(stats["by_status"].get("429", 0))
+    busy = (stats["last_response_at"] or 0) - (stats["first_request_at"] or 0)
+    report.api_per_second = report.api_requests / busy if busy > 0 else 0.0
+    report.check(report.http_429 == 0, f"the emulator answered {report.http_429} requests with 429")
+    day = ledger.count_day(warehouse, TRIGGERED_DAY)
+    report.days.append(day)
+    report.check(day.scored_once_each, f"triggered day not scored once each: {day}")
+    report.check(day.score_run_ids == (run_id,), f"scores of {day.day} come from runs {day.score_run_ids}")
+    report.judged_realtime = ledger.judged_without_cache(warehouse, [run_id])
+    report.check(
+        report.api_requests == report.judged_realtime,
+        f"{report.api_requests} API requests for {report.judged_realtime} uncached scores: some response judged twice",
+    )
+
+
+def _check_deadline_alert(report: StackReport, slack: SlackReceiver, run_id: str, timeout_s: float) -> None:
+    """The DAG's deadline, run by the scheduler and the triggerer: the run outlived it, so on-call heard.
+
+    The deadline is set to seconds here (``RUN_DEADLINE_HOURS``) so that every run passes it; the run
+    itself must still succeed, and the message must name it."""
+    expected = f"run {run_id} has not finished by its deadline"
+    deadline = time.monotonic() + min(timeout_s, 120.0)
+    while time.monotonic() < deadline:
+        texts = [str(p.get("text", "")) for p in slack.payloads if isinstance(p, dict)]
+        if any(expected in text for text in texts):
+            break
+        time.sleep(1.0)
+    texts = [str(p.get("text", "")) for p in slack.payloads if isinstance(p, dict)]
+    report.deadline_alerts = sum("has not finished by its deadline" in text for text in texts)
+    report.check(any(expected in text for text in texts), f"no deadline alert for {run_id} in Slack: {texts}")
+
+
+def _check_backfill(report: StackReport, runs: list[dict[str, Any]], warehouse: Engine) -> None:
+    report.backfill_runs = [{k: r.get(k) for k in ("dag_run_id", "state", "logical_date")} for r in runs]
+    by_day = {dt.datetime.fromisoformat(r["logical_date"]).date() - ledger.DAY: r for r in runs}
+    report.check(sorted(by_day) == list(BACKFILL_DAYS), f"backfill runs judge {sorted(by_day)}")
+    report.check(all(r["state"] == "success" for r in runs), f"backfill runs: {report.backfill_runs}")
+    report.check(report.deferred_seen, "no backfill score task was seen deferred to the triggerer")
+    run_ids = [r["dag_run_id"] for r in runs]
+    report.judged_batch = ledger.judged_without_cache(warehouse, run_ids)
+    report.batch_requests = ledger.batch_requests(warehouse, run_ids)
+    report.check(
+        report.batch_requests == report.judged_batch > 0,
+        f"{report.batch_requests} batch requests for {report.judged_batch} uncached scores",
+    )
+    for day in BACKFILL_DAYS:
+        counted = ledger.count_day(warehouse, day)
+        report.days.append(counted)
+        report.check(counted.scored_once_each, f"backfill day not scored once each: {counted}")
+        expected = (by_day[day]["dag_run_id"],) if day in by_day else ()
+        report.check(counted.score_run_ids == expected, f"scores of {day} come from runs {counted.score_run_ids}")
+    for day in DECOY_DAYS:
+        counted = ledger.count_day(warehouse, day)
+        report.days.append(counted)
+        report.check(counted.scored == 0 and counted.errors == 0, f"a day no run should judge was judged: {counted}")
+
+
+class _Phases:
+    """Times and announces each phase; the times go into the report."""
+
+    def __init__(self, report: StackReport, say: Callable[[str], None]) -> None:
+        self.report, self.say = report, say
+
+    def __call__(self, name: str) -> _Phase:
+        return _Phase(name, self.report, self.say)
+
+
+class _Phase:
+    def __init__(self, name: str, report: StackReport, say: Callable[[str], None]) -> None:
+        self.name, self.report, self.say = name, report, say
+
+    def __enter__(self) -> None:
+        self.say(f"== {self.name}")
+        self.started = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.monotonic() - self.started
+        self.report.seconds[self.name] = seconds
+        self.say(f"   {self.name}: {seconds:.1f} s")
+
+
+def _start_services(
+    processes: ProcessSet, env: dict[str, str], endpoints: topology.StackEndpoints, options: StackOptions
+) -> None:
+    emulator_port = endpoints.emulator_url.rsplit(":", 1)[-1]
+    judgeflow_dev = str(Path(topology.airflow_bin()).with_name("judgeflow-dev"))
+    emulator = [judgeflow_dev, "emulator", "--port", emulator_port, "--latency-median", str(options.latency_median_s)]
+    emulator += ["--latency-sigma", "0.3", "--rpm", str(options.rpm)]
+    emulator += ["--batch-processing-seconds", str(options.batch_processing_s)]
+    processes.start("emulator", emulator, env)
+    for name, args in topology.SERVICE_COMMANDS.items():
+        own_port = services.free_port() if name == "triggerer" else None
+        processes.start(name, [topology.airflow_bin(), *args], topology.service_env(env, log_port=own_port))
+    for worker in WORKERS:
+        worker_env = topology.service_env(env, worker_name=worker, log_port=services.free_port())
+        processes.start(worker, topology.worker_command(worker), worker_env)
+
+
+def _wait_for_runs(
+    rest: AirflowRest,
+    run_ids: list[str],
+    timeout_s: float,
+    processes: ProcessSet,
+    on_poll: Callable[[], None] | None,
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = [rest.dag_run(DAG_ID, run_id) for run_id in run_ids]
+        if on_poll is not None:
+            on_poll()
+        if all(run["state"] in TERMINAL for run in runs):
+            return runs
+        processes.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runs still not done after {timeout_s:.0f} s: {[r['state'] for r in runs]}")
+        time.sleep(1.0)
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str, processes: ProcessSet) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        processes.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s:.0f} s for {what}")
+        time.sleep(0.5)
+
+
+def _worker_ready(processes: ProcessSet, name: str) -> Callable[[], bool]:
+    """True once Celery logged ``<name>@<host> ready.``: it consumes from the broker."""
+    service = next(s for s in processes.services if s.name == name)
+    return lambda: " ready." in service.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _airflow(env: dict[str, str], args: list[str]) -> None:
+    result = subprocess.run([topology.airflow_bin(), *args], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+
+
+def _write_settings(path: Path, workdir: Path, options: StackOptions) -> None:
+    settings = {
+        "rubric_dir": str(topology.PROJECT_ROOT / "include" / "rubrics"),
+        "embedded_warehouse_path": str(workdir / "unused.sqlite"),
+        # A backlog of one day is the interval itself: each run judges exactly its day (the checks rely on it).
+        "batching": {"batch_size": options.batch_size, "backlog_days": 1},
+        "judge": {"concurrency": options.judge_concurrency},
+        "limits": {"requests_per_minute": options.rpm},
+        "batch_mode": {"poll_interval_s": 2},
+        "alerts": {"report_folder": str(workdir / "reports"), "min_samples": 5},
+    }
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+
+def _secret() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)

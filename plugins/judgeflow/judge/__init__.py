@@ -1,1 +1,0 @@
-"""What is sent to the judge (:mod:`.prompt`) and how its reply becomes a verdict (:mod:`.verdict`)."""

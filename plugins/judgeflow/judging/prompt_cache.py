@@ -1,0 +1,113 @@
+"""Will the judge's static prefix be prompt-cached? An estimate made before any money is spent.
+
+Prompt caching bills a repeated prefix at a tenth of the input price, but the API silently skips
+caching when the prefix (tools, then system blocks up to the last ``cache_control`` block) is below
+the model's minimum: no error, just ``cache_creation_input_tokens == 0`` and full price on every
+request. :func:`prefix_report` measures the prefix exactly as :func:`~judgeflow.judging.prompt.build_request`
+sends it, so a rubric edit that shrinks it below the minimum shows up in a test, not on the bill.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from judgeflow.judging.prompt import build_request
+from judgeflow.records import ResponseItem
+from judgeflow.rubric import Rubric
+
+MIN_CACHEABLE_TOKENS: Mapping[str, int] = MappingProxyType(
+    {
+        "claude-haiku-4-5": 4096,
+        "claude-opus-4": 4096,  # Opus 4.5, 4.6 and later 4.x; 4.0 and 4.1 are the exceptions below
+        "claude-opus-4-0": 1024,
+        "claude-opus-4-20250514": 1024,  # Opus 4.0's dated id
+        "claude-opus-4-1": 1024,
+        "claude-opus-4-5": 4096,
+        "claude-opus-4-6": 4096,
+        "claude-sonnet-4": 1024,
+        "claude-haiku-3-5": 2048,
+        "claude-3-5-haiku": 2048,  # the legacy id spelling of Haiku 3.5
+        "claude-3-haiku": 2048,
+    }
+)
+"""Smallest cacheable prefix in tokens, per model-id prefix, from Anthropic's prompt-caching docs.
+
+The longest matching prefix wins, so dated ids (``claude-haiku-4-5-20251001``) and aliases
+resolve to their family. Where the docs change, update this table: it is the only copy.
+"""
+
+FALLBACK_MIN_CACHEABLE_TOKENS = 1024
+"""For a model id the table does not know: the most common minimum, not a guarantee."""
+
+CHARS_PER_TOKEN = 3.5
+"""Conservative: real tokenizers give about 3.5 to 4 characters per token for English prose."""
+
+_PROBE = ResponseItem(response_id="prefix-probe", question="", context="", response="")
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """The minimum cacheable prefix for ``model``; unknown models get ``FALLBACK_MIN_CACHEABLE_TOKENS``."""
+    for prefix in sorted(MIN_CACHEABLE_TOKENS, key=len, reverse=True):
+        if model.startswith(prefix):
+            return MIN_CACHEABLE_TOKENS[prefix]
+    return FALLBACK_MIN_CACHEABLE_TOKENS
+
+
+def estimate_tokens(text: str) -> int:
+    """An estimate, not a tokenizer: ``ceil(len(text) / 3.5)``, which errs towards more tokens.
+
+    Good enough to tell whether a prefix is comfortably above a minimum; for an exact count ask the
+    API's ``count_tokens`` endpoint.
+    """
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixReport:
+    """The estimated cacheable prefix of a rubric's requests against its model's minimum."""
+
+    model: str
+    prefix_tokens: int
+    minimum: int
+    qualifies: bool
+
+    def describe(self) -> str:
+        """One line for logs and the CLI, e.g. ``cacheable prefix: ~5,824 tokens (...): cached``."""
+        head = f"cacheable prefix: ~{self.prefix_tokens:,} tokens (minimum {self.minimum:,} for {self.model})"
+        if self.qualifies:
+            return f"{head}: cached"
+        return f"{head}: below the minimum: every request pays full price for it"
+
+
+def prefix_report(rubric: Rubric) -> PrefixReport:
+    """Estimate the static prefix of every request judged with ``rubric``; pure, no API call.
+
+    The request is built by :func:`build_request` around an empty probe item, so what is measured is
+    exactly what is sent: the tools, then the system blocks up to the last one with ``cache_control``
+    (the API's cache order). Without any ``cache_control`` block nothing is cached: the prefix is 0.
+    """
+    params = build_request(rubric, _PROBE, max_response_chars=1, max_output_tokens=1).params
+    model = str(params["model"])
+    tokens = _cacheable_prefix_tokens(params)
+    minimum = min_cacheable_tokens(model)
+    return PrefixReport(model=model, prefix_tokens=tokens, minimum=minimum, qualifies=tokens >= minimum)
+
+
+def _cacheable_prefix_tokens(params: Mapping[str, Any]) -> int:
+    """Estimated tokens from the start of the request to its last ``cache_control`` tool or system block."""
+    system = params.get("system") or []
+    if isinstance(system, str):
+        system = [{"type": "text", "text": system}]
+    segments = [(json.dumps(tool, ensure_ascii=False), tool.get("cache_control")) for tool in params.get("tools") or []]
+    segments += [(str(block.get("text", "")), block.get("cache_control")) for block in system]
+    total = prefix = 0
+    for text, cache_control in segments:
+        total += estimate_tokens(text)
+        if cache_control is not None:
+            prefix = total
+    return prefix

@@ -1,0 +1,96 @@
+"""What recent runs found: each regression with its state for on-call, for the UI view.
+
+Pure: :class:`judgeflow.storage.view_reads.Reader` hands over the comparison rows of recent runs
+(``judge_comparisons`` joined to ``judge_runs``) and what on-call was told (``judge_alert_state``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from judgeflow.quality.alert_state import OpenRegression, regression_key
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    key: str
+    metric: str
+    segment: str | None
+    state: str  # open | worsening | recovered
+    first_found: dt.datetime  # start of the first and the last run's interval that found it
+    last_found: dt.datetime
+    latest_difference: float | None
+    announced_difference: float | None
+
+
+def recent_regressions(
+    history: list[dict[str, Any]], known: dict[str, OpenRegression], *, worsen_by: float
+) -> list[Regression]:
+    """Regressions found by recent runs, each with its state for on-call.
+
+    ``open``: on-call was told and it has not recovered (or the latest run still finds it and
+    the alert has not gone out yet); ``worsening``: open, and announced again since it opened
+    because it dropped further by ``worsen_by`` (``alerts.min_drop``); ``recovered``: found recently,
+    no longer open. Open alerts without comparisons in the window (the rolling average, old
+    regressions) are listed too: on-call was told about them and they have not recovered.
+    """
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in history:
+        by_key.setdefault(regression_key(row["metric"], row["segment"] or None), []).append(row)
+    found = [_without_history(opened) for key, opened in known.items() if key not in by_key]
+    latest_run = max((row["interval_end"] for row in history), default=None)
+    for key, rows in by_key.items():
+        hits = [r for r in rows if r["status"] == "regression"]
+        if not hits and key not in known:
+            continue
+        latest = max(rows, key=lambda r: r["interval_end"])
+        state = _state(
+            key, rows, known, worsen_by=worsen_by, still_found=latest["interval_end"] == latest_run and latest in hits
+        )
+        dated = hits or rows
+        found.append(
+            Regression(
+                key=key,
+                metric=latest["metric"],
+                segment=latest["segment"] or None,
+                state=state,
+                first_found=min(r["interval_start"] for r in dated),
+                last_found=max(r["interval_start"] for r in dated),
+                latest_difference=latest["difference"],
+                announced_difference=known[key].difference if key in known else None,
+            )
+        )
+    return _ordered(found)
+
+
+def _ordered(found: list[Regression]) -> list[Regression]:
+    order = {"worsening": 0, "open": 1, "recovered": 2}
+    return sorted(found, key=lambda r: (order[r.state], r.latest_difference or 0.0, r.key))
+
+
+def _without_history(opened: OpenRegression) -> Regression:
+    """An alert on-call still has open with no comparison row in the window: the rolling average
+    below its threshold (never a comparison), or a regression opened before ``regression_days``
+    whose comparisons have since aged out. Shown as ``open`` since the run that opened it."""
+    metric, _, segment = opened.key.partition(" in ")
+    return Regression(
+        key=opened.key,
+        metric=metric,
+        segment=segment or None,
+        state="open",
+        first_found=opened.opened_at,
+        last_found=opened.opened_at,
+        latest_difference=None,
+        announced_difference=opened.difference,
+    )
+
+
+def _state(key: str, rows: list[dict[str, Any]], known: dict[str, Any], *, worsen_by: float, still_found: bool) -> str:
+    if key not in known:
+        return "open" if still_found else "recovered"
+    opened = known[key]
+    at_opening = [r["difference"] for r in rows if r["interval_end"] == opened.opened_at and r["difference"]]
+    dropped_since = bool(at_opening) and opened.difference <= at_opening[0] - worsen_by
+    return "worsening" if dropped_since else "open"

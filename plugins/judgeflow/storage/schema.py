@@ -1,0 +1,252 @@
+"""The tables judgeflow owns in the warehouse, defined once for SQLite and PostgreSQL.
+
+``response_id`` columns take the source table's id type, so joins back to the application's
+responses need no casts. See :mod:`judgeflow.storage.warehouse` for what each table is for.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+)
+from sqlalchemy.schema import CreateColumn
+
+log = logging.getLogger(__name__)
+
+
+def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
+    items = Table(
+        "judge_run_items",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("response_id", id_type, primary_key=True),
+        Column("batch_index", Integer, nullable=False),
+        Index("ix_judge_run_items_batch", "run_key", "batch_index"),
+    )
+    key = [
+        Column("response_id", id_type, primary_key=True),
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+    ]
+    scores = Table(
+        "judge_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("overall", Float, nullable=False),
+        Column("rationale", Text, nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cache_write_tokens", Integer, nullable=False),
+        Column("cache_read_tokens", Integer, nullable=False),
+        Column("cost_usd", Float, nullable=False),
+        Column("latency_ms", Integer, nullable=False),
+        Column("cache_hit", Boolean, nullable=False),
+        Column("truncated", Boolean, nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("scored_at", DateTime(timezone=True), nullable=False),
+        Index("ix_judge_scores_rubric_scored_at", "rubric_name", "rubric_version", "scored_at"),
+        Index("ix_judge_scores_run", "dag_run_id"),
+    )
+    criterion_scores = Table(
+        "judge_criterion_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("criterion", String(40), primary_key=True),
+        Column("score", Integer, nullable=False),
+        Column("rationale", Text, nullable=False),
+    )
+    errors = Table(
+        "judge_errors",
+        metadata,
+        *[c.copy() for c in key],
+        Column("kind", String(32), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("retryable", Boolean, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("raw_reply", Text),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+    )
+    runs = Table(
+        "judge_runs",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("dag_id", String(250), nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("interval_start", DateTime(timezone=True), nullable=False),
+        Column("interval_end", DateTime(timezone=True), nullable=False),
+        Column("extracted", Integer, nullable=False),
+        Column("scored", Integer, nullable=False),
+        Column("from_cache", Integer, nullable=False),
+        Column("errors", Integer, nullable=False),
+        Column("unaccounted", Integer, nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cost_usd", Float, nullable=False),
+        Column("details", JSON),
+        Column("finished_at", DateTime(timezone=True), nullable=False),
+    )
+    return items, scores, criterion_scores, errors, runs
+
+
+def message_batches_table(metadata: MetaData) -> Table:
+    return Table(
+        "judge_message_batches",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("batch_index", Integer, primary_key=True),
+        Column("part", Integer, primary_key=True),
+        Column("anthropic_batch_id", String(100), nullable=False, unique=True),
+        Column("requests", Integer, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def alert_tables(metadata: MetaData) -> tuple[Table, Table]:
+    comparisons = Table(
+        "judge_comparisons",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("segment", String(200), primary_key=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("baseline_n", Integer, nullable=False),
+        Column("current_n", Integer, nullable=False),
+        Column("difference", Float),
+        Column("p_value", Float),
+        Column("details", JSON),
+    )
+    alert_state = Table(
+        "judge_alert_state",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("regression", String(300), primary_key=True),
+        Column("difference", Float, nullable=False),
+        Column("opened_at", DateTime(timezone=True), nullable=False),
+    )
+    return comparisons, alert_state
+
+
+def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Calibration against a rubric's human golden set (:mod:`judgeflow.storage.calibrations`).
+
+    ``judge_calibrations``: one row per criterion per calibration run (its columns are read by the
+    UI as they are; ``run_id`` is appended). ``judge_calibration_runs``: one row per run, with the
+    canaries, the verbosity correlation and the verdict.
+    """
+    calibrations = Table(
+        "judge_calibrations",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("criterion", String(40), nullable=False),
+        Column("golden_set", Text, nullable=False),
+        Column("n", Integer, nullable=False),
+        *[Column(f"{m}{s}", Float) for m in ("kappa", "spearman", "mae") for s in ("", "_low", "_high")],
+        Column("passed", Boolean, nullable=False),
+        Column("calibrated_at", DateTime(timezone=True), nullable=False),
+        Column("run_id", Integer, nullable=False),
+        Index("ix_judge_calibrations_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
+    )
+    runs = Table(
+        "judge_calibration_runs",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("golden_set", Text, nullable=False),
+        Column("items", Integer, nullable=False),
+        Column("judged", Integer, nullable=False),
+        Column("canaries_total", Integer, nullable=False),
+        Column("canaries_failed", Integer, nullable=False),
+        Column("length_spearman", Float),
+        Column("human_length_spearman", Float),
+        Column("cost_usd", Float, nullable=False),
+        Column("passed", Boolean, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("calibrated_at", DateTime(timezone=True), nullable=False),
+        Column("judge_endpoint", String(300)),  # the API base URL that judged the golden set
+        Index("ix_judge_calibration_runs_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
+    )
+    return calibrations, runs
+
+
+# --- the Airflow UI view (judgeflow.ui) -----------------------------------------------------------
+
+
+def daily_scores_table(metadata: MetaData) -> Table:
+    """Per rubric version, day (the responses' ``created_at``, UTC), metric and score value: how many
+    responses and the sum of their exact scores.
+
+    A few hundred rows a day however many responses, so the view's trend and weekly distributions
+    read kilobytes instead of aggregating millions of criterion rows per page view. Refreshed for
+    the days a run touched by :func:`judgeflow.storage.daily_scores.refresh_daily_scores`; ``overall``
+    values are bucketed to 0.01 (``total`` keeps the exact mean), criterion values are exact.
+    """
+    return Table(
+        "judge_daily_scores",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("day", Date, primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("value", Float, primary_key=True),
+        Column("n", Integer, nullable=False),
+        Column("total", Float, nullable=False),
+    )
+
+
+def view_indexes(scores: Table) -> list[Index]:
+    """Indexes the view's queries need on tables that already exist in production.
+
+    ``create_all`` makes indexes only with a new table, so :meth:`Warehouse.ensure_schema` creates
+    these one by one (``checkfirst``). ``ix_judge_scores_rubric_overall`` serves the lowest-scoring
+    responses (an ordered walk from the bottom instead of a sort of the whole version)."""
+    return [Index("ix_judge_scores_rubric_overall", scores.c.rubric_name, scores.c.rubric_version, scores.c.overall)]
+
+
+def add_missing_columns(engine: Engine, table: Table) -> list[str]:
+    """Add the nullable columns a newer judgeflow defines to a table an older one created.
+
+    ``create_all`` creates missing tables but never alters existing ones, so a column added in a
+    release (``judge_calibration_runs.judge_endpoint``, say) is added here with ``ALTER TABLE ...
+    ADD COLUMN``; existing rows keep their data and read NULL in it. Returns the names added."""
+    found = inspect(engine)
+    if not found.has_table(table.name):
+        return []
+    present = {c["name"] for c in found.get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in present]
+    for column in missing:
+        if not column.nullable:
+            raise ValueError(f"{table.name}.{column.name} is missing and NOT NULL: it needs a migration with a default")
+        ddl = CreateColumn(column).compile(dialect=engine.dialect)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+        log.info("added column %s.%s", table.name, column.name)
+    return [c.name for c in missing]

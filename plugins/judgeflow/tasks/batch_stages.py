@@ -1,0 +1,144 @@
+"""The score step in batch mode, one function per stage the operator orchestrates.
+
+    submit_message_batches -> (deferred: the provider's AnthropicBatchTrigger waits) ->
+    next_wait -> collect_message_batches
+
+Every stage reads its state from the warehouse, so a retried, restarted or resumed task picks up
+where the last one stopped: submitted batches are re-attached to, collected ones are not read twice.
+Each stage takes the task's open :class:`~judgeflow.tasks.job.Job` and an ``AnthropicHook``, so one
+task run opens its settings, warehouse and client once whatever the number of stages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any, NamedTuple
+
+from judgeflow.records import BatchRef
+from judgeflow.tasks.job import Job
+from judgeflow.tasks.pipeline import read_batch
+
+log = logging.getLogger(__name__)
+
+SUBMITTED, COLLECTED = "submitted", "collected"
+
+
+def submit_message_batches(job: Job, hook: Any, batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Submit the task's unscored responses as Message Batches, unless it already did.
+
+    Each batch id is written to ``judge_message_batches`` right after it is created and before any
+    wait, so a task killed after submitting re-attaches instead of paying twice.
+    """
+    from judgeflow.judging.message_batches import BatchJudge, split_requests
+
+    ref = BatchRef.from_xcom(batch)
+    existing = job.warehouse.batches.for_task(ref)
+    if existing:
+        log.info("%s: re-attaching to %d Message Batch(es) submitted earlier", ref.label, len(existing))
+        return existing
+    judge = BatchJudge(rubric=job.rubric, settings=job.settings, dag_run_id=job.run.run_id)
+    prepared = judge.prepare(read_batch(job, ref), job.cache)
+    job.warehouse.write(prepared.scores, prepared.errors)
+    parts = split_requests(prepared.requests, max_requests=job.settings.batch_mode.max_requests)
+    for part, requests in enumerate(parts):
+        created = hook.create_batch(requests, model=job.rubric.model)
+        job.warehouse.batches.record(
+            ref=ref, part=part, anthropic_batch_id=created.id, requests=len(requests), created_at=_utcnow()
+        )
+        log.info("%s: submitted Message Batch %s with %d requests", ref.label, created.id, len(requests))
+    log.info(
+        "%s: %d from the cache, %d invalid, %d distinct inputs sent as Message Batches",
+        ref.label,
+        len(prepared.scores),
+        len(prepared.errors),
+        len(prepared.requests),
+    )
+    return job.warehouse.batches.for_task(ref)
+
+
+class Wait(NamedTuple):
+    """What the operator defers on: one open batch, and when to give up on it."""
+
+    conn_id: str
+    batch_id: str
+    poll_interval_s: float
+    end_time: float
+
+
+def next_wait(job: Job, hook: Any, batch: dict[str, Any]) -> Wait | None:
+    """The first batch still in progress, or ``None`` when everything has ended and can be collected.
+
+    The deadline runs from the earliest submission, so a resumed task does not get a fresh one."""
+    rows = job.warehouse.batches.for_task(BatchRef.from_xcom(batch))
+    open_ids = _still_open(hook, rows)
+    if not open_ids:
+        return None
+    first = min(row["created_at"] for row in rows)
+    end_time = first.timestamp() + job.settings.batch_mode.deadline_hours * 3600
+    return Wait(job.settings.connections.anthropic, open_ids[0], job.settings.batch_mode.poll_interval_s, end_time)
+
+
+def cancel_message_batches(job: Job, hook: Any, batch: dict[str, Any]) -> None:
+    """Past the deadline: ask the API to cancel what is still open (its results say ``canceled``)."""
+    for batch_id in _still_open(hook, job.warehouse.batches.for_task(BatchRef.from_xcom(batch))):
+        log.warning("Message Batch %s is past the deadline: cancelling it", batch_id)
+        hook.cancel_batch(batch_id)
+
+
+def _still_open(hook: Any, rows: list[dict[str, Any]]) -> list[str]:
+    """Ids of the submitted batches that the API still reports as in progress."""
+    from airflow.providers.anthropic.hooks.anthropic import BatchStatus
+
+    pending = [row["anthropic_batch_id"] for row in rows if row["status"] == SUBMITTED]
+    return [batch_id for batch_id in pending if BatchStatus.is_in_progress(hook.get_batch(batch_id).processing_status)]
+
+
+def collect_message_batches(job: Job, hook: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """Stream the ended batches' results into the warehouse; judge what failed again in realtime.
+
+    The realtime retries count against the run and day budget caps like every other request."""
+    from judgeflow.judging.message_batches import BatchJudge
+    from judgeflow.judging.session import judge_stream
+
+    ref = BatchRef.from_xcom(batch)
+    judge = BatchJudge(rubric=job.rubric, settings=job.settings, dag_run_id=job.run.run_id)
+    totals: dict[str, Any] = {"scored_from_batches": 0, "retried_in_realtime": 0, "failed_in_batch": {}}
+    for row in job.warehouse.batches.for_task(ref):
+        if row["status"] != SUBMITTED:
+            continue
+        batch_id = row["anthropic_batch_id"]
+        collected, fresh = judge.collect(hook.stream_batch_results(batch_id), read_batch(job, ref))
+        job.warehouse.write(collected.scores, [])
+        job.cache.put_many(fresh)
+        totals["scored_from_batches"] += len(collected.scores)
+        for reason, n in collected.reasons.items():
+            totals["failed_in_batch"][reason] = totals["failed_in_batch"].get(reason, 0) + n
+        if collected.retry:
+            log.info(
+                "%s: %d responses failed in batch %s (%s); judging them in realtime",
+                ref.label,
+                len(collected.retry),
+                batch_id,
+                collected.reasons,
+            )
+            realtime = asyncio.run(
+                judge_stream(
+                    [collected.retry],
+                    settings=job.settings,
+                    rubric=job.rubric,
+                    cache=job.cache,
+                    sink=job.warehouse,
+                    dag_run_id=job.run.run_id,
+                    budget_caps=job.budget_caps(),
+                )
+            )
+            totals["retried_in_realtime"] += realtime.items
+        job.warehouse.batches.set_status(batch_id, COLLECTED)
+    log.info("%s: collected %s", ref.label, totals)
+    return totals
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,469 @@
+"""The judge engine end to end against the emulator: exact scores, retries, stops, dedup and the cache.
+
+The only stand-in is the emulator, a real HTTP server; the client is the unmodified
+``anthropic.AsyncAnthropic`` with its own retries off, so every retry counted here is the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+
+from judgeflow.config import JudgeConfig, Settings
+from judgeflow.judging.concurrency import AdaptiveConcurrency
+from judgeflow.judging.judge_call import Failed, JudgeCaller, Judged
+from judgeflow.judging.pricing import cost_usd
+from judgeflow.judging.prompt import JudgeRequest, build_request
+from judgeflow.judging.runner import BatchScorer, BatchTotals
+from judgeflow.judging.verdict_cache import EmbeddedVerdictCache, NullVerdictCache, VerdictCache
+from judgeflow.records import ErrorKind, ErrorRecord, ResponseItem, ScoreRecord, Usage
+from judgeflow.rubric import Rubric, load_rubric
+from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer, emulated_rationale, emulated_scores
+from tests.support import ROOT
+
+RUBRIC: Rubric = load_rubric(ROOT / "include" / "rubrics", "helpfulness")
+NAMES = RUBRIC.criterion_names
+FAST_BACKOFF: dict[str, Any] = {"backoff_base_s": 0.01, "backoff_max_s": 0.05}
+RUN_ID = "manual__2025-01-01T00:00:00+00:00"
+PRICE = Settings().price_for(RUBRIC.model)
+
+
+class CollectingSink:
+    """The test's ResultSink: keeps every record it is handed, and how many writes there were."""
+
+    def __init__(self) -> None:
+        self.scores: list[ScoreRecord] = []
+        self.errors: list[ErrorRecord] = []
+        self.writes = 0
+
+    def write(self, scores: Sequence[ScoreRecord], errors: Sequence[ErrorRecord]) -> None:
+        self.writes += 1
+        self.scores.extend(scores)
+        self.errors.extend(errors)
+
+    def ids(self) -> Counter[Any]:
+        return Counter([r.response_id for r in self.scores] + [r.response_id for r in self.errors])
+
+
+def settings(**judge: Any) -> Settings:
+    return Settings(judge=JudgeConfig(**{**FAST_BACKOFF, **judge}))
+
+
+def responses(count: int, *, tag: str = "r") -> list[ResponseItem]:
+    return [
+        ResponseItem(
+            response_id=i,
+            question=f"Question {i}: where is order {i}?",
+            context="Orders ship within two days." if i % 2 else None,
+            response=f"[{tag}] Order {i} shipped on Monday and arrives by Thursday.",
+        )
+        for i in range(count)
+    ]
+
+
+def chunked(items: Sequence[ResponseItem], size: int) -> Iterator[Sequence[ResponseItem]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def client_for(server: EmulatorServer, *, api_key: str = "test-key", timeout: float = 5.0) -> Any:
+    return anthropic.AsyncAnthropic(api_key=api_key, base_url=server.url, max_retries=0, timeout=timeout)
+
+
+async def _score(
+    server: EmulatorServer,
+    chunks: Iterable[Sequence[ResponseItem]],
+    *,
+    config: Settings,
+    cache: VerdictCache,
+    api_key: str,
+    timeout: float,
+) -> tuple[BatchTotals, CollectingSink]:
+    sink = CollectingSink()
+    async with client_for(server, api_key=api_key, timeout=timeout) as client:
+        scorer = BatchScorer(client=client, rubric=RUBRIC, settings=config, cache=cache, sink=sink, dag_run_id=RUN_ID)
+        totals = await scorer.run(chunks)
+    return totals, sink
+
+
+def score(
+    server: EmulatorServer,
+    items: Sequence[ResponseItem],
+    *,
+    config: Settings | None = None,
+    cache: VerdictCache | None = None,
+    chunk: int = 50,
+    api_key: str = "test-key",
+    timeout: float = 5.0,
+) -> tuple[BatchTotals, CollectingSink]:
+    return asyncio.run(
+        _score(
+            server,
+            chunked(items, chunk),
+            config=config or settings(concurrency=8),
+            cache=cache if cache is not None else NullVerdictCache(),
+            api_key=api_key,
+            timeout=timeout,
+        )
+    )
+
+
+def expected_scores(item: ResponseItem) -> dict[str, int]:
+    assert item.response is not None
+    return emulated_scores(item.response, NAMES, RUBRIC.scale.min, RUBRIC.scale.max)
+
+
+def assert_exact(record: ScoreRecord, item: ResponseItem) -> None:
+    scores = expected_scores(item)
+    assert {name: c.score for name, c in record.criteria.items()} == scores
+    assert record.overall == RUBRIC.overall(scores)
+
+
+def emulator(**knobs: Any) -> EmulatorServer:
+    return EmulatorServer(EmulatorConfig(**{"latency_median_s": 0.005, **knobs}))
+
+
+# --- BatchScorer -------------------------------------------------------------------------------
+
+
+def test_scores_equal_the_emulated_judge_and_cost_is_priced_from_usage() -> None:
+    items = responses(24)
+    # a low cacheable minimum so the system prompt is written to and read from the prompt cache
+    with emulator(min_cacheable_tokens={"claude-haiku-4-5": 100}) as server:
+        totals, sink = score(server, items)
+        stats = server.stats()
+    by_id = {item.response_id: item for item in items}
+    assert sink.errors == []
+    assert sorted(r.response_id for r in sink.scores) == sorted(by_id)
+    for record in sink.scores:
+        assert_exact(record, by_id[record.response_id])
+        assert all(c.rationale == emulated_rationale(n, c.score) for n, c in record.criteria.items())
+        assert record.cost_usd == cost_usd(record.usage, PRICE) > 0
+        assert record.usage.input_tokens > 0 and record.usage.output_tokens > 0
+        assert (record.rubric_name, record.rubric_version) == ("helpfulness", RUBRIC.version_key)
+        assert (record.model, record.dag_run_id) == ("claude-haiku-4-5", RUN_ID)
+        assert not record.cache_hit and not record.truncated
+        assert record.latency_ms >= 0
+    total_usage = sum((r.usage for r in sink.scores), Usage())
+    assert total_usage.cache_read_tokens > 0  # the cost formula met every kind of token
+    assert totals.usage == total_usage
+    assert totals.cost_usd == pytest.approx(sum(r.cost_usd for r in sink.scores), abs=1e-9)
+    assert (totals.items, totals.scored, totals.from_cache, totals.errors) == (24, 24, 0, 0)
+    assert sink.writes >= 1
+    assert totals.stopped is None
+    assert stats["requests_total"] == totals.calls.requests == 24
+    assert stats["input_tokens_total"] == total_usage.input_tokens
+    assert stats["output_tokens_total"] == total_usage.output_tokens
+    assert stats["cache_read_tokens_total"] == total_usage.cache_read_tokens
+    assert stats["cache_creation_tokens_total"] == total_usage.cache_write_tokens
+
+
+def test_quality_markers_steer_scores_to_the_scale_ends() -> None:
+    items = [
+        ResponseItem(1, "q", None, "Great answer [[quality:high]]"),
+        ResponseItem(2, "q", None, "Bad answer [[quality:low]]"),
+    ]
+    with emulator() as server:
+        _, sink = score(server, items)
+    overall = {r.response_id: r.overall for r in sink.scores}
+    assert overall == {1: 5.0, 2: 1.0}
+
+
+def test_truncated_response_is_flagged_on_its_score() -> None:
+    items = [ResponseItem(1, "q", None, "long " * 100), ResponseItem(2, "q", None, "short")]
+    with emulator() as server:
+        _, sink = score(server, items, config=settings(concurrency=2, max_response_chars=100))
+    truncated = {r.response_id: r.truncated for r in sink.scores}
+    assert truncated == {1: True, 2: False}
+
+
+def test_faults_end_every_response_in_exactly_one_record() -> None:
+    # Each injected 429 carries ``retry-after: 1`` and the engine pauses every call for it, so a
+    # 20 % 429 rate costs ~40 s of honest waiting over 150 responses; 4 % keeps the mix and the run short.
+    items = responses(150, tag="faults")
+    knobs = {
+        "rate_429": 0.04,
+        "rate_529": 0.05,
+        "rate_500": 0.02,
+        "rate_malformed": 0.05,
+        "rate_hang": 0.02,
+        "hang_seconds": 2.0,
+        "seed": 11,
+    }
+    with emulator(**knobs) as server:
+        totals, sink = score(server, items, config=settings(concurrency=16), chunk=40, timeout=0.5)
+        stats = server.stats()
+    by_id = {item.response_id: item for item in items}
+    seen = sink.ids()
+    assert set(seen) == set(by_id)
+    assert max(seen.values()) == 1  # no response twice
+    for error in sink.errors:
+        assert isinstance(error.kind, ErrorKind)
+        assert error.kind in (ErrorKind.JUDGE_ERROR, ErrorKind.MALFORMED_VERDICT)
+        assert error.attempts >= 1 and error.reason
+    for record in sink.scores:
+        assert_exact(record, by_id[record.response_id])
+    assert totals.items == 150 == totals.scored + totals.errors
+    assert totals.stopped is None
+    assert totals.calls.retries > 0
+    assert totals.calls.rate_limited > 0
+    assert totals.calls.transient_errors > 0
+    assert stats["faults"]["429"] > 0 and stats["faults"]["hang"] > 0
+    assert totals.calls.requests == stats["requests_total"] > 150
+
+
+def test_heavy_rate_limiting_slows_down_but_loses_nothing() -> None:
+    items = responses(30, tag="throttled")
+    with emulator(rate_429=0.2, seed=5) as server:
+        totals, sink = score(server, items, config=settings(concurrency=8))
+        stats = server.stats()
+    by_id = {item.response_id: item for item in items}
+    assert sink.errors == []
+    assert sorted(r.response_id for r in sink.scores) == sorted(by_id)
+    for record in sink.scores:
+        assert_exact(record, by_id[record.response_id])
+    assert totals.calls.rate_limited == stats["faults"]["429"] > 0
+    assert totals.calls.requests == stats["requests_total"] == 30 + stats["faults"]["429"]
+
+
+@pytest.mark.parametrize("verdict_attempts", [pytest.param(1, id="once"), pytest.param(2, id="twice")])
+def test_always_malformed_verdicts_are_errors_after_exactly_verdict_attempts(verdict_attempts: int) -> None:
+    items = responses(12, tag="malformed")
+    with emulator(rate_malformed=1.0) as server:
+        totals, sink = score(server, items, config=settings(concurrency=4, verdict_attempts=verdict_attempts))
+        stats = server.stats()
+    assert sink.scores == []
+    assert sorted(e.response_id for e in sink.errors) == [i.response_id for i in items]
+    for error in sink.errors:
+        assert error.kind is ErrorKind.MALFORMED_VERDICT
+        assert error.attempts == verdict_attempts
+        assert "completeness" in error.reason  # the emulator breaks the last criterion
+        assert error.raw_reply
+    assert stats["requests_total"] == 12 * verdict_attempts
+    assert totals.calls.malformed_verdicts == 12 * verdict_attempts
+    assert totals.usage.output_tokens > 0  # malformed replies were still paid for
+    assert totals.cost_usd > 0
+
+
+@pytest.mark.parametrize("concurrency", [pytest.param(4, id="c4"), pytest.param(16, id="c16")])
+def test_wrong_api_key_stops_the_run_after_a_handful_of_requests(concurrency: int) -> None:
+    items = responses(100, tag="auth")
+    with emulator(api_key="right") as server:
+        totals, sink = score(server, items, config=settings(concurrency=concurrency), chunk=25, api_key="wrong")
+        stats = server.stats()
+    assert totals.stopped is not None and "401" in totals.stopped
+    assert sink.scores == []
+    assert sorted(e.response_id for e in sink.errors) == list(range(100))
+    assert {e.kind for e in sink.errors} == {ErrorKind.TERMINAL}
+    assert 1 <= stats["requests_total"] <= min(concurrency, 4) + 2  # a handful, not a window or a batch
+    assert stats["by_status"] == {"401": stats["requests_total"]}
+
+
+def test_duplicates_in_one_run_are_judged_once() -> None:
+    distinct = responses(10, tag="dup")
+    copies = [ResponseItem(100 + n, item.question, item.context, item.response) for n, item in enumerate(distinct * 2)]
+    items = distinct + copies
+    random.Random(3).shuffle(items)
+    with emulator() as server:
+        totals, sink = score(server, items, chunk=7)
+        stats = server.stats()
+    assert stats["requests_total"] == 10
+    assert len(sink.scores) == 30 and sink.errors == []
+    assert max(sink.ids().values()) == 1
+    fresh = [r for r in sink.scores if not r.cache_hit]
+    hits = [r for r in sink.scores if r.cache_hit]
+    assert len(fresh) == 10 and len(hits) == 20
+    assert all(r.usage == Usage() and r.cost_usd == 0.0 and r.latency_ms == 0 for r in hits)
+    text_of = {item.response_id: item.response for item in items}
+    fresh_overall = {text_of[r.response_id]: r.overall for r in fresh}
+    assert len(fresh_overall) == 10
+    assert all(r.overall == fresh_overall[text_of[r.response_id]] for r in hits)
+    assert (totals.scored, totals.from_cache) == (30, 20)
+    assert totals.cost_usd == pytest.approx(sum(r.cost_usd for r in fresh), abs=1e-9)
+
+
+def test_second_run_with_the_embedded_cache_sends_no_request(tmp_path: Path) -> None:
+    items = responses(15, tag="cached")
+    path = tmp_path / "verdicts.sqlite"
+    with emulator() as server:
+        first_cache = EmbeddedVerdictCache(path, ttl_seconds=3600)
+        first, first_sink = score(server, items, cache=first_cache)
+        first_cache.close()
+        assert server.stats()["requests_total"] == 15
+        server.reset()
+        second_cache = EmbeddedVerdictCache(path, ttl_seconds=3600)
+        second, second_sink = score(server, items, cache=second_cache)
+        second_cache.close()
+        assert server.stats()["requests_total"] == 0
+    assert first.from_cache == 0 and second.from_cache == second.scored == 15
+    assert second.calls.requests == 0 and second.cost_usd == 0.0 and second.usage == Usage()
+    assert all(r.cache_hit and r.cost_usd == 0.0 for r in second_sink.scores)
+    before = {r.response_id: (r.overall, r.criteria) for r in first_sink.scores}
+    after = {r.response_id: (r.overall, r.criteria) for r in second_sink.scores}
+    assert after == before
+
+
+def test_null_and_empty_responses_are_invalid_input_without_a_request() -> None:
+    items = [
+        ResponseItem(1, "q", None, None),
+        ResponseItem(2, "q", None, ""),
+        ResponseItem(3, "q", "ctx", "  \n\t "),
+        ResponseItem(4, "q", None, "A real answer."),
+    ]
+    with emulator() as server:
+        totals, sink = score(server, items)
+        stats = server.stats()
+    assert stats["requests_total"] == 1
+    assert [r.response_id for r in sink.scores] == [4]
+    assert sorted(e.response_id for e in sink.errors) == [1, 2, 3]
+    for error in sink.errors:
+        assert error.kind is ErrorKind.INVALID_INPUT and not error.retryable
+        assert error.attempts == 0
+    assert (totals.items, totals.scored, totals.errors) == (4, 1, 3)
+
+
+def test_only_invalid_input_sends_nothing() -> None:
+    with emulator() as server:
+        totals, sink = score(server, [ResponseItem(1, None, None, None), ResponseItem(2, None, None, " ")])
+        assert server.stats()["requests_total"] == 0
+    assert totals.errors == 2 and sink.scores == []
+
+
+# --- JudgeCaller -------------------------------------------------------------------------------
+
+
+class SleepLog:
+    """Records the engine's back-off waits and returns at once, so retries cost no wall time."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def judge_request(text: str = "Order 7 shipped Monday.") -> JudgeRequest:
+    item = ResponseItem(response_id=7, question="Where is order 7?", context=None, response=text)
+    return build_request(RUBRIC, item, max_response_chars=10_000, max_output_tokens=512)
+
+
+async def _judge_all(
+    server: EmulatorServer, requests: Sequence[JudgeRequest], config: JudgeConfig, sleep: SleepLog, **kw: Any
+) -> tuple[list[Judged | Failed], JudgeCaller]:
+    async with client_for(server, **kw) as client:
+        caller = JudgeCaller(
+            client,
+            rubric=RUBRIC,
+            config=config,
+            concurrency=AdaptiveConcurrency(ceiling=config.concurrency),
+            cost_of=lambda usage: cost_usd(usage, PRICE),
+            rng=random.Random(0),
+            sleep=sleep,
+        )
+        outcomes = [await caller.judge(request) for request in requests]
+    return outcomes, caller
+
+
+def judge_all(
+    server: EmulatorServer, requests: Sequence[JudgeRequest], config: JudgeConfig, **kw: Any
+) -> tuple[list[Judged | Failed], JudgeCaller, SleepLog]:
+    sleep = SleepLog()
+    outcomes, caller = asyncio.run(_judge_all(server, requests, config, sleep, **kw))
+    return outcomes, caller, sleep
+
+
+def test_caller_returns_the_verdict_and_its_usage() -> None:
+    with emulator() as server:
+        (outcome,), caller, sleep = judge_all(server, [judge_request()], JudgeConfig(**FAST_BACKOFF))
+        stats = server.stats()
+    assert isinstance(outcome, Judged)
+    assert outcome.attempts == 1
+    scores = emulated_scores("Order 7 shipped Monday.", NAMES, 1, 5)
+    assert {n: c.score for n, c in outcome.verdict.criteria.items()} == scores
+    assert outcome.verdict.overall == RUBRIC.overall(scores)
+    assert outcome.usage.input_tokens == stats["input_tokens_total"]
+    assert outcome.usage.output_tokens == stats["output_tokens_total"]
+    assert (caller.stats.requests, caller.stats.retries, sleep.waits) == (1, 0, [])
+
+
+def test_caller_gives_up_on_persistent_5xx_after_max_attempts_with_capped_backoff() -> None:
+    config = JudgeConfig(max_attempts=3, **FAST_BACKOFF)
+    with emulator(rate_500=1.0) as server:
+        (outcome,), caller, sleep = judge_all(server, [judge_request()], config)
+        assert server.stats()["requests_total"] == 3
+    assert isinstance(outcome, Failed)
+    assert outcome.kind is ErrorKind.JUDGE_ERROR
+    assert outcome.attempts == 3
+    assert outcome.reason.startswith("gave up after 3 attempts: HTTP 500")
+    assert caller.stats.retries == 2 and caller.stats.transient_errors == 3
+    assert caller.stop_reason is None
+    assert len(sleep.waits) == 2
+    assert 0.005 <= sleep.waits[0] <= 0.01  # full jitter in [base/2, base]
+    assert 0.01 <= sleep.waits[1] <= 0.02  # doubled, still under backoff_max_s
+
+
+def test_caller_backoff_is_capped_at_backoff_max() -> None:
+    config = JudgeConfig(max_attempts=8, backoff_base_s=0.01, backoff_max_s=0.03)
+    with emulator(rate_529=1.0) as server:
+        (outcome,), caller, sleep = judge_all(server, [judge_request()], config)
+    assert isinstance(outcome, Failed) and outcome.attempts == 8
+    assert len(sleep.waits) == 7
+    assert max(sleep.waits) <= 0.03
+    assert caller.stats.transient_errors == 8
+
+
+def test_caller_stops_on_a_terminal_error_and_sends_nothing_after() -> None:
+    with emulator(api_key="right") as server:
+        outcomes, caller, _ = judge_all(
+            server, [judge_request("a"), judge_request("b")], JudgeConfig(**FAST_BACKOFF), api_key="wrong"
+        )
+        assert server.stats()["requests_total"] == 1
+    first, second = outcomes
+    assert isinstance(first, Failed) and first.kind is ErrorKind.TERMINAL and first.attempts == 1
+    assert isinstance(second, Failed) and second.kind is ErrorKind.TERMINAL and second.attempts == 0
+    assert second.reason.startswith("run stopped: HTTP 401")
+    assert caller.stop_reason is not None
+
+
+def test_rejected_requests_are_recorded_and_stop_the_run_when_every_one_is_rejected() -> None:
+    bad = judge_request()
+    bad = JudgeRequest(params={**bad.params, "messages": []}, truncated=False)
+    with emulator() as server:
+        outcomes, caller, _ = judge_all(server, [bad] * 6, JudgeConfig(**FAST_BACKOFF))
+        assert server.stats()["requests_total"] == 5
+    assert all(isinstance(o, Failed) for o in outcomes)
+    rejected, stopped = outcomes[:5], outcomes[5]
+    for outcome in rejected:
+        assert isinstance(outcome, Failed)
+        assert (outcome.kind, outcome.attempts) == (ErrorKind.JUDGE_ERROR, 1)
+        assert "messages: Field required" in outcome.reason
+    assert isinstance(stopped, Failed) and stopped.kind is ErrorKind.TERMINAL
+    assert caller.stop_reason is not None and "every request rejected" in caller.stop_reason
+
+
+def test_a_rejected_request_after_a_success_does_not_stop_the_run() -> None:
+    bad = JudgeRequest(params={**judge_request().params, "messages": []}, truncated=False)
+    with emulator() as server:
+        outcomes, caller, _ = judge_all(server, [judge_request(), *[bad] * 6], JudgeConfig(**FAST_BACKOFF))
+        assert server.stats()["requests_total"] == 7
+    assert isinstance(outcomes[0], Judged)
+    assert all(isinstance(o, Failed) and o.kind is ErrorKind.JUDGE_ERROR for o in outcomes[1:])
+    assert caller.stop_reason is None
+
+
+def test_caller_retries_a_timed_out_request() -> None:
+    config = JudgeConfig(max_attempts=2, **FAST_BACKOFF)
+    with emulator(rate_hang=1.0, hang_seconds=2.0) as server:
+        (outcome,), caller, sleep = judge_all(server, [judge_request()], config, timeout=0.3)
+        assert server.stats()["faults"]["hang"] == 2
+    assert isinstance(outcome, Failed) and outcome.kind is ErrorKind.JUDGE_ERROR
+    assert "APITimeoutError" in outcome.reason
+    assert caller.stats.by_error == {"TransientJudgeError": 2}
+    assert len(sleep.waits) == 1
