@@ -221,3 +221,22 @@ def test_each_run_of_the_operator_opens_one_engine_and_disposes_of_it(
     resumes = len(opened) - 1
     assert resumes >= 1 and totals["scored_from_batches"] == 12
     assert set(disposed) == set(opened), "every engine opened was disposed of"
+
+
+def test_a_response_whose_result_never_comes_back_is_judged_again_in_realtime(
+    tmp_path: Path, airflow_db: Path, warehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API promises a result per request; when a line is missing anyway, the response is not left
+    with neither a score nor an error: it is judged again in realtime, like an errored one."""
+    seed_warehouse(warehouse, unique_rows(40, seed=46))
+    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path, **FAST_BATCHES)))
+    config = EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.3, batch_rate_dropped=0.25, seed=7)
+    result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
+
+    assert result.state == "success", result.task_states
+    outcome = outcome_counts(warehouse, result.run_id)
+    assert (outcome["staged"], outcome["scored"], outcome["neither"]) == (40, 40, 0)
+    realtime = stats["by_status"].get("200", 0)
+    assert 0 < realtime < 40, "only the missing ones were judged again"
+    assert count(warehouse, "SELECT COUNT(*) FROM judge_scores WHERE latency_ms > 0") == realtime
+    assert run_row(warehouse, result.run_id)["unaccounted"] == 0

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-processing-seconds", type=float, default=0.5, help="a batch ends this long after creation")
     p.add_argument("--batch-rate-errored", type=float, default=0.0, help="probability of an errored batch result")
     p.add_argument("--batch-rate-expired", type=float, default=0.0, help="probability of an expired batch result")
+    p.add_argument("--batch-rate-dropped", type=float, default=0.0, help="probability of a result left out")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -86,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         batch_processing_s=args.batch_processing_seconds,
         batch_rate_errored=args.batch_rate_errored,
         batch_rate_expired=args.batch_rate_expired,
+        batch_rate_dropped=args.batch_rate_dropped,
         obey_injections=args.obey_injections,
     )
 

@@ -43,7 +43,10 @@ class EmulatorConfig:
 
     The ``batch_*`` knobs shape the Message Batches API only: a batch ends ``batch_processing_s``
     after creation, and each of its requests errors or expires with the ``batch_rate_*``
-    probabilities (seeded too). Latency, rate limits and the ``rate_*`` faults do not apply to it.
+    probabilities (seeded too). ``batch_rate_dropped`` leaves a request out of the results file
+    altogether: the API promises one result per request, so this is a fault for judgeflow to
+    survive, not behaviour it emulates. Latency, rate limits and the ``rate_*`` faults do not
+    apply to batches.
     """
 
     latency_median_s: float = 0.05
@@ -66,6 +69,7 @@ class EmulatorConfig:
     batch_processing_s: float = 0.5
     batch_rate_errored: float = 0.0
     batch_rate_expired: float = 0.0
+    batch_rate_dropped: float = 0.0
     obey_injections: bool = False
     """A gullible judge: text that tells the judge what to score gets the scale maximum instead of
     the minimum (see :mod:`judgeflow_devkit.emulator.scoring`), so calibration's canaries have something
@@ -88,9 +92,10 @@ class EmulatorConfig:
         _require(self.batch_max_requests >= 1, "batch_max_requests", "must be >= 1")
         _require(self.batch_max_bytes >= 1, "batch_max_bytes", "must be >= 1")
         _require(self.batch_processing_s >= 0, "batch_processing_s", "must be >= 0")
-        for name in ("batch_rate_errored", "batch_rate_expired"):
+        batch_rates = ("batch_rate_errored", "batch_rate_expired", "batch_rate_dropped")
+        for name in batch_rates:
             _require(0.0 <= getattr(self, name) <= 1.0, name, "must be a probability in [0, 1]")
-        _require(self.batch_rate_errored + self.batch_rate_expired <= 1.0 + 1e-9, "batch_rate_*", "must sum to <= 1")
+        _require(sum(getattr(self, n) for n in batch_rates) <= 1.0 + 1e-9, "batch_rate_*", "must sum to <= 1")
 
     @property
     def fault_rates(self) -> dict[str, float]:

@@ -4,7 +4,8 @@ Requests are keyed by a ``custom_id`` derived from the verdict cache key, so the
 result back to its responses needs no table: the task re-reads its batch and recomputes the keys
 (results come back in any order, and possibly after a restart). One request per distinct input;
 a batch is split at 100,000 requests or 256 MB. Results that are not a valid verdict (errored,
-expired, canceled, malformed) are judged again in realtime by the caller.
+expired, canceled, malformed), and requests with no result at all, are judged again in realtime by
+the caller.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_REQUESTS_PER_BATCH = 100_000
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 _BYTES_MARGIN = 1024 * 1024  # the request envelope around the requests
+NO_RESULT = "no_result"
+"""The reason counted for a response whose request has no line in its batch's results."""
 
 
 def custom_id_for(key: str) -> str:
@@ -119,7 +122,11 @@ class BatchJudge:
     def collect(
         self, results: Iterable[Any], chunks: Iterable[Sequence[ResponseItem]]
     ) -> tuple[Collected, dict[str, Verdict]]:
-        """Match results to responses by ``custom_id``; the first response of an input pays for it."""
+        """Match results to responses by ``custom_id``; the first response of an input pays for it.
+
+        ``chunks`` are the responses still owed a verdict. One whose result is not in ``results``
+        (the API promises one per request, but a lost line must not lose a response) is retried
+        like a failed one, with the reason :data:`NO_RESULT`."""
         verdicts: dict[str, tuple[Verdict, Usage]] = {}
         failed: dict[str, str] = {}
         for result in results:
@@ -147,9 +154,9 @@ class BatchJudge:
                     paid.add(custom_id)
                     collected.scores.append(self.score(item, verdict, usage if first else Usage(), cache_hit=not first))
                     fresh[key] = verdict
-                elif custom_id in failed:
+                else:  # failed in the batch, or never came back from it: judged again in realtime
                     collected.retry.append(item)
-                    reason = failed[custom_id]
+                    reason = failed.get(custom_id, NO_RESULT)
                     collected.reasons[reason] = collected.reasons.get(reason, 0) + 1
         return collected, fresh
 

@@ -205,10 +205,18 @@ class Warehouse:
         return [BatchRef(run_key, int(i), int(n), str(lo), str(hi)) for i, n, lo, hi in rows]
 
     def read_batch(
-        self, ref: BatchRef, *, rubric_name: str, rubric_version: str, dag_run_id: str, rescore: bool
+        self,
+        ref: BatchRef,
+        *,
+        rubric_name: str,
+        rubric_version: str,
+        dag_run_id: str,
+        rescore: bool,
+        skip_errored: bool = False,
     ) -> Iterator[list[ResponseItem]]:
         """Stream the batch's responses in chunks, leaving out any this run (or, unless
-        ``rescore``, any run) has already scored, so a retried task does not pay twice.
+        ``rescore``, any run) has already scored, so a retried task does not pay twice; with
+        ``skip_errored``, also those this run recorded an error for (what is still owed a verdict).
 
         Each chunk is its own short query (keyset pagination on the id), so no read transaction
         stays open while the task writes: SQLite writers are not blocked, PostgreSQL keeps no
@@ -216,6 +224,14 @@ class Warehouse:
         src, cfg, items = self.source, self.source_config, self.items
         id_col = src.c[cfg.id_column]
         done = self._scored(id_col, rubric_name, rubric_version, dag_run_id if rescore else None)
+        if skip_errored:
+            errored_in_run = exists().where(
+                self.errors.c.response_id == id_col,
+                self.errors.c.rubric_name == rubric_name,
+                self.errors.c.rubric_version == rubric_version,
+                self.errors.c.dag_run_id == dag_run_id,
+            )
+            done = or_(done, errored_in_run)
         columns: list[Any] = [id_col, src.c[cfg.question_column], src.c[cfg.response_column]]
         columns.append(src.c[cfg.context_column] if cfg.context_column else literal(None))
         columns += [src.c[name] for name in self._segment_names()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 from typing import Any, NamedTuple
 
@@ -96,48 +97,56 @@ def _still_open(hook: Any, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def collect_message_batches(job: Job, hook: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """Stream the ended batches' results into the warehouse; judge what failed again in realtime.
+    """Stream the ended batches' results into the warehouse; judge again in realtime what failed in
+    a batch or never came back from one.
 
-    The realtime retries count against the run and day budget caps like every other request."""
+    Every response of the task still owed a verdict (not scored, no error recorded by this run) is
+    matched against the results of all its submitted batches at once: one whose result is in none
+    of them is judged again like an errored one, so every staged response ends with a score or an
+    error. The realtime retries count against the run and day budget caps like every request."""
     from judgeflow.judging.message_batches import BatchJudge
-    from judgeflow.judging.session import judge_stream
 
     ref = BatchRef.from_xcom(batch)
-    judge = BatchJudge(rubric=job.rubric, settings=job.settings, dag_run_id=job.run.run_id)
+    submitted = [row["anthropic_batch_id"] for row in job.warehouse.batches.for_task(ref) if row["status"] == SUBMITTED]
     totals: dict[str, Any] = {"scored_from_batches": 0, "retried_in_realtime": 0, "failed_in_batch": {}}
-    for row in job.warehouse.batches.for_task(ref):
-        if row["status"] != SUBMITTED:
-            continue
-        batch_id = row["anthropic_batch_id"]
-        collected, fresh = judge.collect(hook.stream_batch_results(batch_id), read_batch(job, ref))
+    if submitted:
+        judge = BatchJudge(rubric=job.rubric, settings=job.settings, dag_run_id=job.run.run_id)
+        results = itertools.chain.from_iterable(hook.stream_batch_results(batch_id) for batch_id in submitted)
+        collected, fresh = judge.collect(results, read_batch(job, ref, skip_errored=True))
         job.warehouse.write(collected.scores, [])
         job.cache.put_many(fresh)
-        totals["scored_from_batches"] += len(collected.scores)
-        for reason, n in collected.reasons.items():
-            totals["failed_in_batch"][reason] = totals["failed_in_batch"].get(reason, 0) + n
+        totals["scored_from_batches"] = len(collected.scores)
+        totals["failed_in_batch"] = dict(collected.reasons)
         if collected.retry:
             log.info(
-                "%s: %d responses failed in batch %s (%s); judging them in realtime",
+                "%s: %d responses failed in or are missing from batches %s (%s); judging them in realtime",
                 ref.label,
                 len(collected.retry),
-                batch_id,
+                submitted,
                 collected.reasons,
             )
-            realtime = asyncio.run(
-                judge_stream(
-                    [collected.retry],
-                    settings=job.settings,
-                    rubric=job.rubric,
-                    cache=job.cache,
-                    sink=job.warehouse,
-                    dag_run_id=job.run.run_id,
-                    budget_caps=job.budget_caps(),
-                )
-            )
-            totals["retried_in_realtime"] += realtime.items
-        job.warehouse.batches.set_status(batch_id, COLLECTED)
+            totals["retried_in_realtime"] = _judge_in_realtime(job, collected.retry)
+        for batch_id in submitted:
+            job.warehouse.batches.set_status(batch_id, COLLECTED)
     log.info("%s: collected %s", ref.label, totals)
     return totals
+
+
+def _judge_in_realtime(job: Job, items: list[Any]) -> int:
+    from judgeflow.judging.session import judge_stream
+
+    totals = asyncio.run(
+        judge_stream(
+            [items],
+            settings=job.settings,
+            rubric=job.rubric,
+            cache=job.cache,
+            sink=job.warehouse,
+            dag_run_id=job.run.run_id,
+            budget_caps=job.budget_caps(),
+        )
+    )
+    return totals.items
 
 
 def _utcnow() -> dt.datetime:

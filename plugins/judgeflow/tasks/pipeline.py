@@ -153,14 +153,16 @@ def score_realtime(job: Job, batch: dict[str, Any]) -> dict[str, Any]:
     return totals.to_json()
 
 
-def read_batch(job: Job, ref: BatchRef) -> Any:
-    """The batch's responses not yet scored by this run (or, unless rescoring, by any run)."""
+def read_batch(job: Job, ref: BatchRef, *, skip_errored: bool = False) -> Any:
+    """The batch's responses not yet scored by this run (or, unless rescoring, by any run); with
+    ``skip_errored``, also not yet given up on by this run."""
     return job.warehouse.read_batch(
         ref,
         rubric_name=job.rubric.name,
         rubric_version=job.rubric.version_key,
         dag_run_id=job.run.run_id,
         rescore=job.run.params.rescore,
+        skip_errored=skip_errored,
     )
 
 

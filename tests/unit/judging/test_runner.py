@@ -289,6 +289,33 @@ def test_duplicates_in_one_run_are_judged_once() -> None:
     assert totals.cost_usd == pytest.approx(sum(r.cost_usd for r in fresh), abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        pytest.param({"rate_500": 1.0}, id="every-request-fails"),
+        pytest.param({"rate_malformed": 1.0}, id="every-verdict-malformed"),
+    ],
+)
+def test_repeated_inputs_with_a_failing_judge_end_in_exactly_one_error_each(knobs: dict[str, Any]) -> None:
+    """Nothing lost with repeats: the copies of an input whose judging failed get an error each,
+    like the copies of a judged input get a score each. (Recording the failure only for the first
+    copy once left 5 of 10 responses with neither.)"""
+    distinct = responses(5, tag="fail")
+    copies = [ResponseItem(100 + n, item.question, item.context, item.response) for n, item in enumerate(distinct)]
+    items = distinct + copies
+    random.Random(4).shuffle(items)
+    with emulator(**knobs) as server:
+        totals, sink = score(server, items, config=settings(concurrency=4, max_attempts=2), chunk=3)
+        stats = server.stats()
+
+    assert sink.scores == []
+    assert sink.ids() == Counter({item.response_id: 1 for item in items}), "every id exactly one record"
+    assert (totals.items, totals.errors) == (10, 10)
+    kinds = {e.kind for e in sink.errors}
+    assert kinds <= {ErrorKind.JUDGE_ERROR, ErrorKind.MALFORMED_VERDICT} and len(kinds) == 1
+    assert stats["requests_total"] == 5 * 2, "each distinct input tried twice; its copies wait for it"
+
+
 def test_second_run_with_the_embedded_cache_sends_no_request(tmp_path: Path) -> None:
     items = responses(15, tag="cached")
     path = tmp_path / "verdicts.sqlite"

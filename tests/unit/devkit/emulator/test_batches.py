@@ -161,6 +161,18 @@ def test_fault_knobs_turn_every_request_into_that_result(knob: str, outcome: str
         assert all(r.result.error.error.type == "api_error" for r in results)
 
 
+def test_the_dropped_knob_leaves_results_out_of_the_file() -> None:
+    """A fault the real API's contract rules out, so judgeflow can show it loses nothing anyway."""
+    with EmulatorServer(EmulatorConfig(batch_processing_s=0.0, batch_rate_dropped=1.0)) as server:
+        client = client_for(server)
+        batch = client.messages.batches.create(requests=batch_requests(["one", "two", "three"]))
+        ended = wait_ended(client, batch.id)
+        results = results_of(client, batch.id)
+
+    assert ended.request_counts.succeeded == 3, "processed, as far as the counts say"
+    assert results == []
+
+
 def test_invalid_params_are_errored_results_not_a_refused_batch() -> None:
     requests = batch_requests(["fine"])
     requests.append({"custom_id": "no-max-tokens", "params": {"model": MODEL, "messages": []}})
@@ -327,7 +339,7 @@ def test_airflow_hook_runs_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_batch_knobs_from_flags_and_validation() -> None:
     flags = (
         "--batch-max-requests 10 --batch-max-bytes 5000 --batch-processing-seconds 2"
-        " --batch-rate-errored 0.1 --batch-rate-expired 0.2"
+        " --batch-rate-errored 0.1 --batch-rate-expired 0.2 --batch-rate-dropped 0.3"
     )
     config = config_from_args(build_parser().parse_args(flags.split()))
 
@@ -337,8 +349,11 @@ def test_batch_knobs_from_flags_and_validation() -> None:
         batch_processing_s=2.0,
         batch_rate_errored=0.1,
         batch_rate_expired=0.2,
+        batch_rate_dropped=0.3,
     )
     with pytest.raises(ConfigError, match="batch_rate"):
         EmulatorConfig(batch_rate_errored=0.7, batch_rate_expired=0.7)
+    with pytest.raises(ConfigError, match="batch_rate"):
+        EmulatorConfig(batch_rate_errored=0.5, batch_rate_dropped=0.6)
     with pytest.raises(ConfigError, match="batch_max_requests"):
         EmulatorConfig(batch_max_requests=0)
