@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -25,14 +26,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
 
 from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow_devkit.ui_sample import RUBRIC, VERSION, generate
-from tests.conftest import ROOT, service_missing
-from tests.integration.test_daily_dag_production_stack import postgres_connection, schema, warehouse
-
-__all__ = ["schema", "warehouse"]  # fixtures, re-used
+from tests.conftest import POSTGRES_URL, ROOT, require_tcp, service_missing
+from tests.integration.test_daily_dag_production_stack import postgres_connection
 
 LAST_DAY = dt.date(2026, 11, 20)
 ARTIFACTS = ROOT / "test-artifacts"
@@ -84,10 +83,35 @@ def _calibrations(engine: Engine) -> None:
         )
 
 
-@pytest.fixture
-def api_server(tmp_path: Path, airflow_db: Path, warehouse: Engine, schema: str) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def schema() -> Iterator[str]:
+    """One PostgreSQL schema for the module: every test reads the same generated warehouse."""
+    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
+    name = f"jf_ui_{secrets.token_hex(4)}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    yield name
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def warehouse(schema: str) -> Iterator[Engine]:
+    engine = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def api_server(
+    tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, warehouse: Engine, schema: str
+) -> Iterator[str]:
     """``airflow api-server`` on a free port, with SimpleAuthManager (one admin with a password) and the warehouse
-    connection. Not ``all_admins``: that mode adds a token to every request, so nothing could be refused."""
+    connection, started once for the module (every test only reads). Not ``all_admins``: that mode adds a token
+    to every request, so nothing could be refused."""
+    tmp_path = tmp_path_factory.mktemp("ui-view")
     generate(warehouse, rows=20_000, days=30, last_day=LAST_DAY)
     _calibrations(warehouse)
     settings = tmp_path / "judgeflow.yaml"
@@ -141,7 +165,7 @@ def api_server(tmp_path: Path, airflow_db: Path, warehouse: Engine, schema: str)
         subprocess.run([airflow, "connections", "delete", "judge_warehouse"], capture_output=True, check=False)
         server.terminate()
         try:
-            server.wait(timeout=20)
+            server.wait(timeout=5)  # uvicorn drains connections for up to 20 s; nothing here needs it
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
