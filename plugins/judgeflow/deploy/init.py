@@ -114,19 +114,7 @@ def _warehouse(report: InitReport, options: InitOptions) -> None:
     warehouse_role.ensure_database(report, url)
     engine = warehouse_engine(url.render_as_string(hide_password=False))
     try:
-        created, source_found = warehouse_role.create_judgeflow_tables(engine, options.settings)
-        tables = "judgeflow's tables"
-        if created:
-            report.add(tables, Outcome.CREATED, ", ".join(created))
-        else:
-            report.add(tables, Outcome.UNCHANGED, "all there" if source_found else "calibration tables there")
-        if not source_found:
-            report.add(
-                f"source table {options.settings.source.table}",
-                Outcome.WAITING,
-                f"not in {url.database} yet: load it, then run init again (it makes the scores' tables "
-                "and grants SELECT on it)",
-            )
+        warehouse_role.ensure_tables(report, engine, options.settings)
         if not warehouse_role.ensure_role(
             report, engine, role, options.warehouse_password, set_password=existing is None
         ):

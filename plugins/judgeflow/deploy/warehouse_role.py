@@ -80,6 +80,22 @@ def create_judgeflow_tables(engine: Engine, settings: Settings) -> tuple[list[st
     return sorted(after - before), source_found
 
 
+def ensure_tables(report: InitReport, engine: Engine, settings: Settings) -> None:
+    """:func:`create_judgeflow_tables`, reported; a missing source table is something to wait for."""
+    created, source_found = create_judgeflow_tables(engine, settings)
+    if created:
+        report.add("judgeflow's tables", Outcome.CREATED, ", ".join(created))
+    else:
+        report.add("judgeflow's tables", Outcome.UNCHANGED, "all there" if source_found else "calibration tables")
+    if not source_found:
+        report.add(
+            f"source table {settings.source.table}",
+            Outcome.WAITING,
+            f"not in {engine.url.database} yet: load it, then run init again (it makes the scores' tables "
+            "and grants SELECT on it)",
+        )
+
+
 def judgeflow_tables(engine: Engine, settings: Settings) -> tuple[list[str], list[tuple[str, str]]]:
     """judgeflow's tables that exist, and (table, column) of their serial ids."""
     from judgeflow.storage.schema import (
@@ -171,8 +187,9 @@ def ensure_grants(report: InitReport, engine: Engine, role: str, settings: Setti
         ]
         for privilege, target in missing:
             conn.execute(text(f"GRANT {privilege} ON {target} TO {_quote(engine, role)}"))
-    held = f"{len(wanted)} privileges: CONNECT on {database}, USAGE on {schema}, SELECT on the source"
-    held += f", DML on {len(tables)} tables"
+    source_held = any(check == "has_table_privilege" and obj == settings.source.table for check, obj, _, _ in wanted)
+    held = f"{len(wanted)} privileges: CONNECT on {database}, USAGE on {schema}"
+    held += (f", SELECT on {settings.source.table}" if source_held else "") + f", DML on {len(tables)} tables"
     if missing:
         report.add(f"grants to {role}", Outcome.UPDATED, f"granted {len(missing)}: {_grouped(missing)}")
     else:
