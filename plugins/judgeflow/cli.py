@@ -3,7 +3,9 @@
 - ``judgeflow estimate``: what a backfill will cost, before it runs (``--help``);
 - ``judgeflow compare-versions``: old rubric version against new, after a backfill;
 - ``judgeflow calibrate``: judge a rubric's golden set now, print the agreement table, store it;
-- ``judgeflow rollup``: rebuild ``judge_daily_scores`` (the UI view's daily aggregates) for a range of days.
+- ``judgeflow rollup``: rebuild ``judge_daily_scores`` (the UI view's daily aggregates) for a range of days;
+- ``judgeflow deploy init``: set up a deployment (migrate, pool, connections, warehouse role and
+  tables), idempotently; what ``docker compose`` and the stack test run.
 
 The development commands (demo, emulator, benchmarks, the stack test) are ``judgeflow-dev``, from
 the dev kit, which the production image does not install.
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         ("estimate", "what a backfill will cost, before it runs (see --help)"),
         ("compare-versions", "old rubric version vs new (see --help)"),
         ("calibrate", "agreement of the judge with a golden set (see --help)"),
+        ("deploy", "set up a deployment: `judgeflow deploy init` (see --help)"),
     ):
         commands.add_parser(name, help=help_text, add_help=False)
     rollup = commands.add_parser("rollup", help="rebuild judge_daily_scores for a rubric version and days")
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     rollup.add_argument("--start", type=dt.date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
     rollup.add_argument("--end", type=dt.date.fromisoformat, required=True, help="day after the last, YYYY-MM-DD")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "deploy":
+        return _deploy(rest)
     if args.command != "rollup":
         from judgeflow.rubrics import commands as rubric_commands
 
@@ -48,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return _rollup(args)
+
+
+def _deploy(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: judgeflow deploy init [--help]\n\nSet up a deployment; `judgeflow deploy init --help`.")
+        return 0 if argv else 2
+    if argv[0] != "init":
+        print(f"judgeflow deploy: unknown subcommand {argv[0]!r}; the one there is: init")
+        return 2
+    from judgeflow.deploy.command import main as init_main
+
+    return init_main(argv[1:])
 
 
 def _rollup(args: argparse.Namespace) -> int:

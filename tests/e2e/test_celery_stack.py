@@ -28,6 +28,7 @@ def test_daily_dag_and_backfill_on_two_celery_workers() -> None:
         print(line)
 
     assert report.failures == [], "\n".join(report.failures)
+    assert len(report.init_runs) == 2 and " 0 changed," in report.init_runs[1], "compose's set-up, run again: no change"
     assert report.triggered_run["state"] == "success"
     assert {figures.worker for figures in report.workers} == set(WORKERS), "mapped tasks on both workers"
     assert report.overlaps > 0 and report.overlap_seconds > 0, "on both at the same time"

@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpm", type=float, default=defaults.rpm, help="the account's limit (emulator and settings)")
     p.add_argument("--latency-median", type=float, default=defaults.latency_median_s, help="emulator, seconds")
     p.add_argument("--server-url", default=defaults.server_url, help="PostgreSQL server for the metadata database")
-    p.add_argument("--warehouse-database-url", default=defaults.warehouse_database_url)
+    p.add_argument(
+        "--warehouse-database-url",
+        default=defaults.warehouse_database_url,
+        help="PostgreSQL as an administrator: the run's warehouse database is created on this server",
+    )
     p.add_argument("--phase-timeout", type=float, default=defaults.phase_timeout_s, help="seconds per phase")
     p.add_argument("--log-dir", type=Path, default=None, help="where each service's log goes (default: a temp dir)")
     return p

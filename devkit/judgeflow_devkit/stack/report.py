@@ -54,6 +54,7 @@ class StackReport:
     http_429: int = 0
     backfill_runs: list[dict[str, Any]] = field(default_factory=list)
     deferred_seen: bool = False
+    init_runs: list[str] = field(default_factory=list)  # the summary line of each `judgeflow deploy init`
     deadline_alerts: int = 0  # Slack messages the triggerer sent for runs past the DAG's deadline
     days: list[ledger.DayCount] = field(default_factory=list)
     log_dir: str = ""
@@ -72,6 +73,8 @@ def iter_report_lines(report: StackReport) -> Iterator[str]:
     yield f"       limit {opts.rpm:.0f} requests/min shared in Redis, emulator latency median {opts.latency_median_s}s"
     for name, seconds in report.seconds.items():
         yield f"  {name:<78}{seconds:>7.1f} s"
+    for number, summary in enumerate(report.init_runs, 1):
+        yield f"  init run {number}: {summary}"
     load = ", ".join(f"{x:.1f}" for x in report.load_average)
     yield f"  machine: {os.cpu_count()} cores, load average at the end (1, 5, 15 min): {load}"
     if report.workers:

@@ -1,9 +1,11 @@
 """The stack run: start the distributed topology, run the DAG and a backfill through it, check, report.
 
-1. A fresh metadata database, warehouse schema, private redis-server, Airflow home and free ports.
+1. A fresh metadata database, warehouse database, private redis-server, Airflow home and free ports.
 2. Seed the warehouse: one day for a triggered run, three for a backfill, two decoy days around them.
-3. ``airflow db migrate``, ``airflow pools set judge_api``; then the emulator, api-server, scheduler,
-   dag-processor, triggerer and two Celery workers, each in its own process group.
+3. ``judgeflow deploy init``, as compose's ``airflow-init`` runs it (migrate, pool, connections,
+   judgeflow's warehouse role, grants and tables), twice: the second run must change nothing. Then
+   the emulator, api-server (and compose's healthcheck against it), scheduler, dag-processor,
+   triggerer and two Celery workers, each in its own process group.
 4. Trigger ``llm_judge_daily`` through the REST API (realtime) and wait for it; read back where its
    mapped ``score_batch`` instances ran and when.
 5. ``airflow backfill create`` over three days with the README's rubric-change conf (rescore, in
@@ -32,7 +34,7 @@ import yaml
 from sqlalchemy import Engine, create_engine
 
 from judgeflow_devkit.slack_receiver import SlackReceiver
-from judgeflow_devkit.stack import ledger, observe, services, topology
+from judgeflow_devkit.stack import ledger, observe, services, setup, topology
 from judgeflow_devkit.stack.processes import ProcessSet
 from judgeflow_devkit.stack.report import StackOptions, StackReport
 from judgeflow_devkit.stack.rest import AirflowRest
@@ -83,14 +85,14 @@ def _run(
     say: Callable[[str], None],
 ) -> None:
     phase = _Phases(report, say)
+    role = cleanup.enter_context(services.role_dropped_after(options.server_url))  # dropped after its database
     metadata_url = cleanup.enter_context(services.fresh_database(options.server_url))
-    schema = cleanup.enter_context(services.fresh_schema(options.warehouse_database_url))
-    # Registered after the database: ExitStack unwinds in reverse, so processes stop before the drop.
+    warehouse_url = cleanup.enter_context(services.fresh_database(options.warehouse_database_url, "jf_stack_wh"))
+    # Registered after the databases: ExitStack unwinds in reverse, so processes stop before the drops.
     cleanup.callback(processes.stop_all)
-    warehouse_url = services.schema_url(options.warehouse_database_url, schema)
     warehouse = create_engine(warehouse_url)
     cleanup.callback(warehouse.dispose)
-    say(f"metadata database {metadata_url.rsplit('/', 1)[-1]}, warehouse schema {schema}, logs in {report.log_dir}")
+    say(f"metadata database {metadata_url.rsplit('/', 1)[-1]}, warehouse {warehouse_url.rsplit('/', 1)[-1]}")
 
     seeded = ledger.seed_days(warehouse, [TRIGGERED_DAY], per_day=options.per_day, first_id=1, seed=31)
     seeded += ledger.seed_days(
@@ -106,6 +108,7 @@ def _run(
         broker_url=redis_server.url(0),
         cache_url=redis_server.url(1),
         warehouse_url=warehouse_url,
+        warehouse_role=role,
         emulator_url=f"http://127.0.0.1:{services.free_port()}",
         api_port=services.free_port(),
         settings_path=workdir / "judgeflow.yaml",
@@ -116,16 +119,18 @@ def _run(
     endpoints.airflow_home.mkdir(parents=True)
     _write_settings(endpoints.settings_path, workdir, options)
     password = topology.write_password_file(workdir / "passwords.json")
-    env = topology.shared_env(endpoints, jwt_secret=_secret(), api_password_file=workdir / "passwords.json")
+    stack_secrets = topology.StackSecrets.generate()
+    env = topology.shared_env(endpoints, stack_secrets=stack_secrets, api_password_file=workdir / "passwords.json")
 
-    with phase("migrate metadata database and create the pool"):
-        _airflow(env, ["db", "migrate"])
-        _airflow(env, ["pools", "set", topology.POOL_NAME, str(options.pool_slots), "judgeflow score tasks"])
+    with phase("judgeflow deploy init, twice (compose's airflow-init)"):
+        _deploy_init_twice(report, env, endpoints, stack_secrets, options)
     with phase("start emulator, api-server, scheduler, dag-processor, triggerer, 2 celery workers"):
         _start_services(processes, env, endpoints, options)
         rest = AirflowRest(endpoints.api_url, username=topology.API_USER, password=password)
         cleanup.callback(rest.close)
         rest.wait_until_up(timeout_s=options.phase_timeout_s)
+        healthy, why = setup.check_api_health(endpoints.api_port)
+        report.check(healthy, f"compose's api-server healthcheck failed against the stack: {why}")
         _wait(lambda: rest.dag(DAG_ID) is not None, options.phase_timeout_s, "the DAG to be parsed", processes)
         import_errors = rest.import_errors()
         report.check(not import_errors, f"import errors: {import_errors}")
@@ -166,6 +171,28 @@ def _run(
         runs = _wait_for_runs(rest, backfill_ids, options.phase_timeout_s, processes, on_poll=note_states)
     report.deferred_seen = "deferred" in states_seen
     _check_backfill(report, runs, warehouse)
+
+
+def _deploy_init_twice(
+    report: StackReport,
+    env: dict[str, str],
+    endpoints: topology.StackEndpoints,
+    stack_secrets: topology.StackSecrets,
+    options: StackOptions,
+) -> None:
+    """Compose's set-up command, twice; the second run must change nothing (its report and the databases)."""
+    command = topology.init_command(endpoints, pool_slots=options.pool_slots)
+    init_env = topology.init_env(env, endpoints, stack_secrets)
+    first = setup.run_init(command, init_env)
+    if first.returncode != 0:
+        raise RuntimeError(f"judgeflow deploy init failed (exit {first.returncode}):\n{first.output}")
+    before = setup.snapshot(endpoints.metadata_url, endpoints.warehouse_url, endpoints.warehouse_role)
+    second = setup.run_init(command, init_env)
+    after = setup.snapshot(endpoints.metadata_url, endpoints.warehouse_url, endpoints.warehouse_role)
+    report.init_runs = [first.summary, second.summary]
+    report.check(first.changed > 0, f"the first init changed nothing:\n{first.output}")
+    report.check(second.returncode == 0 and second.changed == 0, f"the second init changed:\n{second.output}")
+    report.check(before == after, f"the second init changed {setup.differences(before, after)}")
 
 
 def _observe_triggered(report: StackReport, rest: AirflowRest, warehouse: Engine, run_id: str, emulator: str) -> None:
@@ -332,9 +359,3 @@ def _write_settings(path: Path, workdir: Path, options: StackOptions) -> None:
         "alerts": {"report_folder": str(workdir / "reports"), "min_samples": 5},
     }
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
-
-
-def _secret() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(32)

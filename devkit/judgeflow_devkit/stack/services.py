@@ -2,7 +2,8 @@
 
 - a fresh PostgreSQL *database* for Airflow's metadata (``CREATE DATABASE`` with a unique name,
   ``DROP … WITH (FORCE)`` at the end, so a crashed worker's open connection cannot keep it);
-- a fresh schema for the warehouse in an existing database;
+- a fresh database for the warehouse, and the name of judgeflow's role in it (created by
+  ``judgeflow deploy init``, dropped at the end);
 - a private ``redis-server`` on a free port: Celery's broker (db 0) and judgeflow's cache and
   rate limiter (db 1), so no key of another session can collide with ours;
 - free TCP ports, found by binding port 0.
@@ -51,27 +52,6 @@ def fresh_database(server_url: str, prefix: str = "jf_stack") -> Iterator[str]:
         admin.dispose()
 
 
-@contextmanager
-def fresh_schema(database_url: str, prefix: str = "jf_stack") -> Iterator[str]:
-    """Create a schema with a unique name in ``database_url``; yield its name; drop it with its tables."""
-    name = unique_name(prefix)
-    admin = create_engine(database_url)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {name}"))
-        yield name
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-        admin.dispose()
-
-
-def schema_url(database_url: str, schema: str) -> str:
-    """``database_url`` with ``search_path`` set to ``schema`` (how the warehouse connection names it)."""
-    separator = "&" if "?" in database_url else "?"
-    return f"{database_url}{separator}options=-csearch_path%3D{schema}"
-
-
 @dataclass(frozen=True)
 class RedisServer:
     port: int
@@ -99,3 +79,21 @@ def start_private_redis(processes: ProcessSet) -> RedisServer:
         raise RuntimeError(f"the private redis-server on port {port} did not answer")
     finally:
         client.close()
+
+
+@contextmanager
+def role_dropped_after(server_url: str, prefix: str = "jf_stack_role") -> Iterator[str]:
+    """A unique role name, for a role someone else creates (``judgeflow deploy init``); dropped at the end.
+
+    Roles belong to the server, not to a database: enter this before the databases the role has
+    grants in, so that they are dropped first (an ExitStack unwinds in reverse)."""
+    name = unique_name(prefix)
+    try:
+        yield name
+    finally:
+        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        finally:
+            admin.dispose()

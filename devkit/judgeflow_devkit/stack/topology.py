@@ -1,9 +1,11 @@
 """The environment every Airflow process of the stack shares, and the command of each service.
 
 This is ``docker-compose.yaml``'s ``x-airflow-common`` environment, native: the same executor,
-metadata database, broker, JWT secret and execution API URL in every process, connections as
-``AIRFLOW_CONN_*`` variables. What differs per process (a worker's name and log-server port) is
-added by :func:`service_env`.
+metadata database, broker, secrets (Fernet key, JWT secret and issuer, a separate API secret key)
+and execution API URL in every process. The connections are not variables: ``judgeflow deploy
+init`` creates them in the metadata database, as compose's ``airflow-init`` does, with the same
+flags (:data:`INIT_FLAGS`, :func:`init_command`). What differs per process (a worker's name and
+log-server port) is added by :func:`service_env`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from judgeflow_devkit import PROJECT_ROOT
-from judgeflow_devkit.slack_receiver import connection_json as slack_connection_json
 from judgeflow_devkit.stack.identity import WORKER_NAME_VARIABLE
 
 POOL_NAME = "judge_api"
 API_USER = "judgeflow"
+INIT_FLAGS = frozenset({"--pool-slots", "--cache-url", "--warehouse-role"})
+"""The flags of ``judgeflow deploy init`` here and in docker-compose.yaml's airflow-init (a test holds them equal)."""
+INIT_ENVIRONMENT = (
+    "JUDGEFLOW_WAREHOUSE_ADMIN_URL",
+    "JUDGEFLOW_WAREHOUSE_PASSWORD",
+    "JUDGEFLOW_EMULATOR_URL",
+    "SLACK_WEBHOOK_URL",
+)
+"""What init reads from its environment here; compose passes each (``environment`` or ``.env``)."""
 
 # The caller's Airflow and judgeflow settings (a test session's, say) must not leak into the stack:
 # it runs the DAG as a deployment would, with only what this module sets.
@@ -36,7 +46,8 @@ class StackEndpoints:
     metadata_url: str  # SQLAlchemy URL, postgresql+psycopg://…
     broker_url: str
     cache_url: str
-    warehouse_url: str
+    warehouse_url: str  # the warehouse database, as its administrator (init creates the role)
+    warehouse_role: str  # judgeflow's role, created by init; what judge_warehouse logs in as
     emulator_url: str
     api_port: int
     settings_path: Path
@@ -49,12 +60,57 @@ class StackEndpoints:
         return f"http://127.0.0.1:{self.api_port}"
 
 
+@dataclass(frozen=True)
+class StackSecrets:
+    """What compose's ``.env`` holds, generated per run (``deploy/new-env.sh`` does it for compose)."""
+
+    jwt_secret: str
+    jwt_issuer: str
+    api_secret_key: str
+    fernet_key: str
+    warehouse_password: str
+
+    @classmethod
+    def generate(cls) -> StackSecrets:
+        from cryptography.fernet import Fernet
+
+        return cls(
+            jwt_secret=secrets.token_urlsafe(32),
+            jwt_issuer=f"judgeflow-stack-{secrets.token_hex(4)}",
+            api_secret_key=secrets.token_urlsafe(32),
+            fernet_key=Fernet.generate_key().decode(),
+            warehouse_password=secrets.token_hex(16),
+        )
+
+
 def airflow_bin() -> str:
     """The ``airflow`` script of the running virtualenv."""
     return str(Path(sys.executable).parent / "airflow")
 
 
-def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file: Path) -> dict[str, str]:
+def init_command(endpoints: StackEndpoints, *, pool_slots: int) -> list[str]:
+    """``judgeflow deploy init`` with the flags compose's airflow-init gives it (:data:`INIT_FLAGS`)."""
+    judgeflow = str(Path(sys.executable).parent / "judgeflow")
+    return [
+        judgeflow, "deploy", "init",
+        "--pool-slots", str(pool_slots),
+        "--cache-url", endpoints.cache_url,
+        "--warehouse-role", endpoints.warehouse_role,
+    ]  # fmt: skip
+
+
+def init_env(shared: dict[str, str], endpoints: StackEndpoints, stack_secrets: StackSecrets) -> dict[str, str]:
+    """``shared`` plus what compose's init reads from ``.env``: the emulator asked for by name (a trial)."""
+    return {
+        **shared,
+        "JUDGEFLOW_WAREHOUSE_ADMIN_URL": endpoints.warehouse_url,
+        "JUDGEFLOW_WAREHOUSE_PASSWORD": stack_secrets.warehouse_password,
+        "JUDGEFLOW_EMULATOR_URL": endpoints.emulator_url,
+        "SLACK_WEBHOOK_URL": endpoints.slack_url,
+    }
+
+
+def shared_env(endpoints: StackEndpoints, *, stack_secrets: StackSecrets, api_password_file: Path) -> dict[str, str]:
     """What every Airflow service sees; the parent's AIRFLOW_*, JUDGEFLOW_* and proxy variables are dropped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED) and k not in _PROXY_VARIABLES}
     result_backend = "db+" + endpoints.metadata_url
@@ -79,18 +135,12 @@ def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(endpoints.api_port),
             "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API__SECRET_KEY": jwt_secret,
-            "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+            "AIRFLOW__API__SECRET_KEY": stack_secrets.api_secret_key,
+            "AIRFLOW__API_AUTH__JWT_SECRET": stack_secrets.jwt_secret,
+            "AIRFLOW__API_AUTH__JWT_ISSUER": stack_secrets.jwt_issuer,
+            "AIRFLOW__CORE__FERNET_KEY": stack_secrets.fernet_key,
             # Runs come from the REST API and the backfill only: no run for "today" competes with them.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW_CONN_ANTHROPIC_DEFAULT": json.dumps(
-                {"conn_type": "anthropic", "password": "stack-test-key", "host": endpoints.emulator_url}
-            ),
-            "AIRFLOW_CONN_JUDGE_WAREHOUSE": json.dumps(
-                {"conn_type": "postgres", "extra": {"sqlalchemy_url": endpoints.warehouse_url}}
-            ),
-            "AIRFLOW_CONN_JUDGE_CACHE": endpoints.cache_url,
-            "AIRFLOW_CONN_SLACK_ONCALL": slack_connection_json(endpoints.slack_url),
             "JUDGEFLOW_RUN_DEADLINE_HOURS": str(endpoints.run_deadline_hours),
             "JUDGEFLOW_SETTINGS": str(endpoints.settings_path),
             "NO_PROXY": "127.0.0.1,localhost",
