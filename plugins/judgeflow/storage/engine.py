@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,14 +12,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from judgeflow.errors import WarehouseError
 from judgeflow.sqlite_wal import switch_to_wal
+from judgeflow.storage import dialects
 
 
-def warehouse_engine(url: str) -> Engine:
-    """The warehouse's engine. SQLite waits up to 30 s for a lock and runs in WAL mode, so parallel
-    score tasks (and a reader beside them) queue instead of failing."""
-    if not url.startswith("sqlite"):
-        return create_engine(url)
-    engine = create_engine(url, connect_args={"timeout": 30})
+def warehouse_engine(target: str | Engine) -> Engine:
+    """The warehouse's engine, from a URL or from the engine a provider's hook built.
+
+    SQLite waits up to 30 s for a lock and runs in WAL mode, so parallel score tasks (and a reader
+    beside them) queue instead of failing; MySQL and DuckDB sessions are set to UTC."""
+    if isinstance(target, Engine):
+        return dialects.prepare_sessions(target)
+    if not target.startswith("sqlite"):
+        return dialects.prepare_sessions(create_engine(target))
+    engine = create_engine(target, connect_args={"timeout": 30})
     event.listen(engine, "connect", lambda dbapi_connection, _record: switch_to_wal(dbapi_connection))
     return engine
 
@@ -34,18 +39,10 @@ def errors_as(action: str) -> Iterator[None]:
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite gives timestamps back without their zone; they were written in UTC."""
+    """SQLite and MySQL give timestamps back without their zone; they were written in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows``, or update the row with the same primary key: one executemany statement."""
-    if not rows:
-        return
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = dialect.insert(table)
-    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows``, or update the row with the same primary key (:func:`judgeflow.storage.dialects.upsert`)."""
+    dialects.upsert(conn, table, rows)

@@ -35,11 +35,13 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     func,
     literal,
     not_,
     or_,
     select,
+    true,
 )
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.sql.elements import ColumnElement
@@ -48,16 +50,17 @@ from judgeflow.config import BatchingConfig, SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
 from judgeflow.rubric import Rubric
+from judgeflow.storage import migrate
 from judgeflow.storage.alert_store import AlertStore
+from judgeflow.storage.dialects import check_supported, clip, floor_div
 from judgeflow.storage.engine import errors_as, upsert, warehouse_engine
 from judgeflow.storage.message_batches import MessageBatchStore
 from judgeflow.storage.schema import (
-    add_missing_columns,
     alert_tables,
     daily_scores_table,
+    judge_scores_indexes,
     judge_tables,
     message_batches_table,
-    view_indexes,
 )
 
 log = logging.getLogger(__name__)
@@ -71,8 +74,10 @@ class Warehouse:
     def __init__(self, engine: Engine, source: SourceConfig) -> None:
         self.engine = engine
         self.source_config = source
-        if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise ConfigError(f"warehouse: dialect {engine.dialect.name!r} unsupported (sqlite, postgresql)")
+        try:
+            check_supported(engine.dialect.name)
+        except ValueError as exc:
+            raise ConfigError(f"warehouse: {exc}") from exc
         self.metadata = MetaData()
         self.source = self._reflect_source()
         id_type = self.source.c[source.id_column].type
@@ -80,13 +85,14 @@ class Warehouse:
         self.message_batches = message_batches_table(self.metadata)
         self.comparisons, self.alert_state = alert_tables(self.metadata)
         self.daily_scores = daily_scores_table(self.metadata)
-        self.view_indexes = view_indexes(self.scores)
+        judge_scores_indexes(self.scores)
         self.batches = MessageBatchStore(engine, self.message_batches)
         self.alerts = AlertStore(engine, self.comparisons, self.alert_state)
 
     @classmethod
-    def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
-        """Connect and reflect the source table; a bad table or column is a :class:`ConfigError`."""
+    def from_url(cls, url: str | Engine, source: SourceConfig) -> Warehouse:
+        """Connect (to a URL, or through the engine a provider hook built) and reflect the source table;
+        a bad table or column is a :class:`ConfigError`."""
         engine = warehouse_engine(url)
         try:
             return cls(engine, source)
@@ -99,24 +105,19 @@ class Warehouse:
         self.engine.dispose()
 
     def ensure_schema(self) -> None:
-        """Create judgeflow's tables if missing (never touches the source table)."""
-        judge_tables = [
-            self.items,
-            self.scores,
-            self.criterion_scores,
-            self.errors,
-            self.runs,
-            self.message_batches,
-            self.comparisons,
-            self.alert_state,
-            self.daily_scores,
-        ]
-        with errors_as("create tables"):
-            self.metadata.create_all(self.engine, tables=judge_tables, checkfirst=True)
-            for index in self.view_indexes:  # tables made before these indexes existed get them too
-                index.create(self.engine, checkfirst=True)
-            for table in judge_tables:  # tables made before a column existed get it too
-                add_missing_columns(self.engine, table)
+        """Make sure judgeflow's tables are at this release's schema revision, before any work.
+
+        A SQLite warehouse is judgeflow's own file: it is upgraded here. Any other warehouse is
+        only checked: a :class:`ConfigError` names both revisions and ``judgeflow db upgrade``
+        (see :mod:`judgeflow.storage.migrate`). Never touches the source table."""
+        if self.engine.dialect.name == "sqlite":
+            self.upgrade_schema()
+        else:
+            migrate.check(self.engine)
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Create or upgrade judgeflow's tables (``judgeflow db upgrade``); returns (from, to) revisions."""
+        return migrate.upgrade(self.engine, id_type=self.source.c[self.source_config.id_column].type)
 
     # --- extract ---------------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class Warehouse:
                 self.errors.c.response_id == id_col,
                 self.errors.c.rubric_name == rubric_name,
                 self.errors.c.rubric_version == rubric_version,
-                self.errors.c.retryable.is_(True),
+                self.errors.c.retryable == true(),
             )
             late = and_(created < interval_start, or_(not_(self._scored_by_rubric(id_col, rubric_name)), retry))
             if backlog_start is not None:
@@ -175,11 +176,22 @@ class Warehouse:
             if count == 0:
                 return 0
             size = max(batching.batch_size, -(-count // batching.max_batches))
-            batch_index = (func.row_number().over(order_by=eligible_sq.c.response_id) - 1) // size
+            row_number = func.row_number().over(order_by=eligible_sq.c.response_id) - 1
+            batch_index = floor_div(row_number, size, self.engine.dialect.name)
             staged = select(literal(run_key), eligible_sq.c.response_id, batch_index)
             conn.execute(self.items.insert().from_select(["run_key", "response_id", "batch_index"], staged))
         log.info("staged %d responses for run %s in batches of %d", count, run_key, size)
         return int(count)
+
+    def null_ids(self, start: dt.datetime, end: dt.datetime) -> int:
+        """Responses created in [start, end) whose id is NULL: invalid input that no table of judgeflow
+        can key, counted so the run records them (``judge_runs.details.invalid_null_id``) instead of
+        dropping them in silence."""
+        src, cfg = self.source, self.source_config
+        created = src.c[cfg.created_at_column]
+        query = select(func.count()).where(src.c[cfg.id_column].is_(None), created >= start, created < end)
+        with errors_as("count responses without an id"), self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def discard_run_items(self, run_key: str) -> None:
         """Drop a run's work list (a dry run, or a run refused before judging)."""
@@ -437,7 +449,7 @@ class Warehouse:
             self.errors.c.response_id == id_col,
             self.errors.c.rubric_name == rubric_name,
             self.errors.c.rubric_version == rubric_version,
-            self.errors.c.retryable.is_(False),
+            self.errors.c.retryable == false(),
         )
         return and_(not_(self._scored(id_col, rubric_name, rubric_version, None)), not_(permanent_error))
 
@@ -462,7 +474,9 @@ class Warehouse:
         cfg = self.source_config
         try:
             with errors_as("reflect source"):
-                table = Table(cfg.table, self.metadata, autoload_with=self.engine)
+                # columns only: keys, indexes and foreign keys are not judgeflow's business (and
+                # reflecting them is slow on Snowflake, and unsupported by fakesnow)
+                table = Table(cfg.table, self.metadata, autoload_with=self.engine, resolve_fks=False)
         except WarehouseError as exc:
             if isinstance(exc.__cause__, NoSuchTableError):
                 raise ConfigError(
@@ -479,7 +493,7 @@ class Warehouse:
 
 
 def _as_int(column: Any) -> Any:
-    return case((column.is_(True), 1), else_=0)
+    return case((column == true(), 1), else_=0)
 
 
 def _score_row(score: ScoreRecord) -> dict[str, Any]:
@@ -511,7 +525,7 @@ def _criterion_rows(score: ScoreRecord) -> list[dict[str, Any]]:
             "rubric_version": score.rubric_version,
             "criterion": name,
             "score": c.score,
-            "rationale": c.rationale,
+            "rationale": clip(c.rationale),
         }
         for name, c in score.criteria.items()
     ]
@@ -523,10 +537,10 @@ def _error_row(error: ErrorRecord) -> dict[str, Any]:
         "rubric_name": error.rubric_name,
         "rubric_version": error.rubric_version,
         "kind": error.kind.value,
-        "reason": error.reason,
+        "reason": clip(error.reason),
         "retryable": error.retryable,
         "attempts": error.attempts,
-        "raw_reply": error.raw_reply,
+        "raw_reply": clip(error.raw_reply),
         "dag_run_id": error.dag_run_id,
         "recorded_at": error.recorded_at,
     }
