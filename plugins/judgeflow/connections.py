@@ -1,9 +1,8 @@
 """Turn Airflow connections into what the library needs: the warehouse, as a URL or an engine.
 
-The warehouse connection ``judge_warehouse`` may be of any type in :data:`PROVIDERS`: ``sqlite``
-(host = the file path), ``duckdb`` (host = the file path, or the DuckDB provider's connection),
-``postgres``, ``mysql``, ``snowflake``, ``google_cloud_platform`` (BigQuery), ``databricks`` or
-``redshift``. For each of the last six the engine comes from the Airflow provider's own hook, so
+The warehouse connection ``judge_warehouse`` may be ``sqlite`` (host = the file path), ``postgres``,
+or of any type in :data:`PROVIDERS`: ``duckdb``, ``mysql``, ``snowflake``, ``google_cloud_platform``
+(BigQuery), ``databricks`` or ``redshift``. For each of these the engine comes from the Airflow provider's own hook, so
 its authentication (IAM, key pairs, service accounts, OAuth) is the provider's; each provider is an
 optional extra of judgeflow, and a missing one is a :class:`ConfigError` naming the extra to install.
 An ``extra`` of ``{"sqlalchemy_url": ...}`` overrides all of this; ``{"engine_kwargs": {...}}`` is
@@ -58,7 +57,7 @@ def warehouse_target(conn_id: str, *, embedded_path: str, lookup: Callable[[str]
     if conn is None or conn.extra_dejson.get("sqlalchemy_url"):
         return warehouse_url(conn_id, embedded_path=embedded_path, lookup=lambda _id: conn)
     kind = (conn.conn_type or "").lower()
-    if kind not in PROVIDERS or (kind == "duckdb" and conn.host):
+    if kind not in PROVIDERS:
         return warehouse_url(conn_id, embedded_path=embedded_path, lookup=lambda _id: conn)
     return provider_engine(conn_id, conn)
 
@@ -78,10 +77,10 @@ def warehouse_url(conn_id: str, *, embedded_path: str, lookup: Callable[[str], A
     if explicit:
         return str(explicit)
     kind = (conn.conn_type or "").lower()
-    if kind in ("sqlite", "duckdb"):
+    if kind == "sqlite":
         if not conn.host:
-            raise ConfigError(f"connection {conn_id!r}: a {kind} connection needs host = the file path")
-        return f"{kind}:///{conn.host}"
+            raise ConfigError(f"connection {conn_id!r}: a sqlite connection needs host = the file path")
+        return f"sqlite:///{conn.host}"
     if kind in ("postgres", "postgresql"):
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 

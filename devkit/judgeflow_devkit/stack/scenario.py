@@ -31,6 +31,8 @@ import httpx
 import yaml
 from sqlalchemy import Engine, create_engine
 
+from judgeflow.config import SourceConfig
+from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.slack_receiver import SlackReceiver
 from judgeflow_devkit.stack import ledger, observe, services, topology
 from judgeflow_devkit.stack.processes import ProcessSet
@@ -97,6 +99,7 @@ def _run(
         warehouse, [*BACKFILL_DAYS, *DECOY_DAYS], per_day=options.backfill_per_day, first_id=100_000, seed=41
     )
     say(f"seeded {seeded} responses on {len(BACKFILL_DAYS) + len(DECOY_DAYS) + 1} days")
+    Warehouse(warehouse, SourceConfig()).upgrade_schema()  # the operator's `judgeflow db upgrade`, once
 
     redis_server = services.start_private_redis(processes)
     slack = cleanup.enter_context(SlackReceiver())

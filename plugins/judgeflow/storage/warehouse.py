@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Engine,
     MetaData,
     Table,
@@ -37,17 +38,17 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    inspect,
     literal,
     not_,
     or_,
     select,
     true,
 )
-from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.sql.elements import ColumnElement
 
 from judgeflow.config import BatchingConfig, SourceConfig
-from judgeflow.errors import ConfigError, WarehouseError
+from judgeflow.errors import ConfigError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
 from judgeflow.rubric import Rubric
 from judgeflow.storage import migrate
@@ -166,7 +167,8 @@ class Warehouse:
             if backlog_start is not None:
                 late = and_(late, created >= backlog_start)
             window = and_(self._unjudged(id_col, rubric_name, rubric_version), or_(in_interval, late))
-        eligible = select(id_col.label("response_id")).where(window).order_by(id_col)
+        # a NULL id cannot be keyed: counted by null_ids() and recorded in the run's summary instead
+        eligible = select(id_col.label("response_id")).where(window, id_col.is_not(None)).order_by(id_col)
         if limit is not None:
             eligible = eligible.limit(limit)
         eligible_sq = eligible.subquery()
@@ -471,24 +473,26 @@ class Warehouse:
         return [name for name in self.source_config.segment_columns if name in self.source.c]
 
     def _reflect_source(self) -> Table:
+        """The source table's columns, and nothing else: keys, indexes and foreign keys are not
+        judgeflow's business (reflecting them is slow on Snowflake, and DuckDB and fakesnow cannot).
+        A missing table or column is a :class:`ConfigError` naming it; a missing SELECT grant a
+        :class:`WarehouseError` naming the grant."""
         cfg = self.source_config
-        try:
-            with errors_as("reflect source"):
-                # columns only: keys, indexes and foreign keys are not judgeflow's business (and
-                # reflecting them is slow on Snowflake, and unsupported by fakesnow)
-                table = Table(cfg.table, self.metadata, autoload_with=self.engine, resolve_fks=False)
-        except WarehouseError as exc:
-            if isinstance(exc.__cause__, NoSuchTableError):
-                raise ConfigError(
-                    f"source.table: table {cfg.table!r} not found in the warehouse "
-                    f"({self.engine.url.render_as_string(hide_password=True)})"
-                ) from exc
-            raise
+        where = self.engine.url.render_as_string(hide_password=True)
+        with errors_as(f"read the columns of the source table {cfg.table!r} (the role needs SELECT on it)"):
+            found = inspect(self.engine)
+            if not found.has_table(cfg.table):
+                raise ConfigError(f"source.table: table {cfg.table!r} not found in the warehouse ({where})")
+            columns = found.get_columns(cfg.table)
+        table = Table(cfg.table, self.metadata, *[Column(c["name"], c["type"]) for c in columns])
         required = [cfg.id_column, cfg.created_at_column, cfg.question_column, cfg.response_column]
         required += [cfg.context_column] if cfg.context_column else []
         missing = [name for name in required if name not in table.c]
         if missing:
-            raise ConfigError(f"source: table {cfg.table!r} has no column(s) {missing}; see source.*_column")
+            raise ConfigError(
+                f"source: table {cfg.table!r} has no column(s) {', '.join(missing)} "
+                f"(columns: {', '.join(table.c.keys())}); see source.*_column"
+            )
         return table
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from alembic import context, op
 from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, String, Table, inspect
 
-from judgeflow.storage.dialects import HAS_INDEXES, double, json_type, long_text, timestamp
+from judgeflow.storage.dialects import HAS_INDEXES, NO_AUTOINCREMENT, double, json_type, long_text, timestamp
 
 revision = "0001"
 down_revision = None
@@ -32,7 +32,7 @@ def upgrade() -> None:
     found = None if context.is_offline_mode() else inspect(op.get_bind())
     for table in tables:
         if found is None or not found.has_table(table.name):
-            op.create_table(table.name, *[c.copy() for c in table.columns])
+            op.create_table(table.name, *[_column(c) for c in table.columns])
             present_indexes: set[str] = set()
         else:
             _add_missing_columns(found, table)
@@ -44,6 +44,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     raise NotImplementedError("judgeflow never drops its tables: they hold the scores")
+
+
+def _column(column: Column[Any]) -> Column[Any]:
+    """A copy to create; numbered by judgeflow (not SERIAL/IDENTITY) where the warehouse has no such thing."""
+    copy = column.copy()
+    if copy.autoincrement is True and op.get_context().dialect.name in NO_AUTOINCREMENT:
+        copy.autoincrement = False
+    return copy
 
 
 def _add_missing_columns(found: Any, table: Table) -> None:
