@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
-from judgeflow.errors import WarehouseError
+from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.sqlite_wal import switch_to_wal
 from judgeflow.storage import dialects
 
@@ -31,11 +32,38 @@ def warehouse_engine(target: str | Engine) -> Engine:
 
 @contextmanager
 def errors_as(action: str) -> Iterator[None]:
-    """Turn a database error into a :class:`WarehouseError` naming what was being done (the task retries)."""
+    """Turn a database error into a :class:`WarehouseError` naming what was being done (the task retries);
+    a missing grant into a :class:`ConfigError` naming the grant (retrying will not grant it)."""
     try:
         yield
     except SQLAlchemyError as exc:
+        grant = missing_grant(exc)
+        if grant is not None:
+            raise ConfigError(f"warehouse: could not {action}: the role lacks a grant: {grant} ({exc})") from exc
         raise WarehouseError(f"warehouse: could not {action}: {exc}") from exc
+
+
+_DENIED = [  # (how each warehouse words it, the table named in the message)
+    re.compile(r"permission denied for (?:table|relation) (?P<table>[\w.\"]+)", re.IGNORECASE),  # PostgreSQL, Redshift
+    re.compile(r"command denied to user .* for table [`']?(?P<table>[\w.]+)", re.IGNORECASE),  # MySQL, MariaDB
+    re.compile(r"(?:insufficient privileges|not authorized)[^']*'?(?P<table>[\w.]*)", re.IGNORECASE),  # Snowflake
+]
+
+
+def missing_grant(exc: BaseException) -> str | None:
+    """The grant a permission error asks for, as the ``GRANT`` to run, or ``None`` for other errors.
+
+    judgeflow's own tables (``judge_*``, ``judgeflow_alembic_version``) need DML; any other table is a
+    source, which needs SELECT only."""
+    text = str(getattr(exc, "orig", None) or exc)
+    for pattern in _DENIED:
+        match = pattern.search(text)
+        if match:
+            table = match.group("table").strip('"`') or "the table named above"
+            own = table.split(".")[-1].startswith(("judge_", "judgeflow_"))
+            privileges = "SELECT, INSERT, UPDATE, DELETE" if own else "SELECT"
+            return f"GRANT {privileges} ON {table} TO <the judge_warehouse role>"
+    return None
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
