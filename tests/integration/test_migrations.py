@@ -172,6 +172,10 @@ def test_a_missing_grant_is_an_error_naming_the_grant(schema: str) -> None:
         warehouse.ensure_schema()
         with pytest.raises(ConfigError, match=r"GRANT SELECT, INSERT, UPDATE, DELETE ON judge_run_items"):
             warehouse.discard_run_items("dag/run")
+        with owner.begin() as conn:
+            conn.exec_driver_sql(f"REVOKE SELECT ON app_responses FROM {role}")
+        with pytest.raises(ConfigError, match=r"the role lacks a grant: GRANT SELECT ON app_responses TO"):
+            warehouse.null_ids(RUN_DATE - dt.timedelta(days=1), RUN_DATE)
     finally:
         runner.dispose()
         with owner.begin() as conn:
