@@ -172,3 +172,20 @@ def test_the_daily_dag_end_to_end(
 
 def _utc(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def test_a_missing_source_column_is_named_with_its_table(tmp_path: Path) -> None:
+    from judgeflow.config import SourceConfig
+    from judgeflow.errors import ConfigError
+    from judgeflow.storage.warehouse import Warehouse
+
+    engine = warehouse_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE app_responses (id INTEGER, created_at TIMESTAMPTZ, question TEXT)")
+    try:
+        with pytest.raises(
+            ConfigError, match=r"table 'app_responses' has no column\(s\) response \(columns: id, created"
+        ):
+            Warehouse(engine, SourceConfig(context_column=None))
+    finally:
+        engine.dispose()

@@ -47,6 +47,7 @@ def _calibrate(job: Job) -> dict[str, Any]:
     from judgeflow.storage.calibrations import CalibrationStore
 
     settings, rubric = job.settings, job.rubric
+    job.warehouse.ensure_schema()  # the migrations' revision (and the source's id type) before any judging
     store = CalibrationStore(job.warehouse.engine)
     try:
         endpoint = asyncio.run(judge_endpoint(settings.connections.anthropic))
