@@ -2,7 +2,7 @@
 
 No server for BigQuery, Databricks or Redshift can run here, so their level is *compiled*: the real
 code paths (staging, keyset reads, upserts, totals, the daily rollup, estimates, version pairs,
-alert state, Message Batches, calibrations) run against a recording connection that compiles each
+alert state, Message Batches, the UI view's reads) run against a recording connection that compiles each
 statement with the dialect (``sqlalchemy-bigquery``, ``databricks-sqlalchemy``, ``sqlalchemy-redshift``),
 and sqlglot must parse the SQL as that dialect. The dialect-specific choices are checked by name:
 MERGE for upserts, integer batch numbers, the UTC day, no indexes where the warehouse has none.
@@ -24,13 +24,15 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects import registry
 from sqlalchemy.sql.elements import ClauseElement
 
-from judgeflow.config import BatchingConfig, SourceConfig
+from judgeflow.config import BatchingConfig, Settings, SourceConfig
 from judgeflow.records import BatchRef, CriterionScore, ErrorKind, ErrorRecord, ScoreRecord, Usage
 from judgeflow.rubric import load_rubric
 from judgeflow.storage import daily_scores, estimates, migrate, versions
 from judgeflow.storage.alert_store import AlertStore
+from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow.storage.message_batches import MessageBatchStore
 from judgeflow.storage.schema import alert_tables, daily_scores_table, judge_tables, message_batches_table
+from judgeflow.storage.view_reads import Reader, Scope
 from judgeflow.storage.warehouse import Warehouse
 from tests.support import ROOT
 
@@ -168,7 +170,29 @@ def _every_statement(dialect_name: str) -> list[str]:
     wh.batches.record(ref=ref, part=0, anthropic_batch_id="msgbatch_1", requests=3, created_at=T0)
     wh.batches.for_task(ref)
     wh.batches.set_status("msgbatch_1", "collected")
+    store = CalibrationStore(recorder)  # type: ignore[arg-type]
+    calibration = {"rubric_name": "r", "rubric_version": "v", "model": "m", "golden_set": "g", "endpoint": "e"}
+    store.latest_run(**calibration)
+    store.criterion_rows(1)
+    _view_reads(wh)
     return recorder.statements
+
+
+def _view_reads(wh: Warehouse) -> None:
+    """Every read of the UI view (its tables taken as present: the recorder has no catalog)."""
+    reader = Reader(wh, Settings())
+    reader._schema_ready = True
+    reader._calibrations_checked = (True, 0.0)
+    scope = Scope("r", "v", T0.date())
+    reader.scope("r")
+    reader.trend(scope)
+    reader.weekly_counts(scope)
+    reader.regressions(scope)
+    reader.segment_rows(scope)
+    reader.lowest_responses(scope)
+    reader.run_health(scope)
+    reader.rubric_versions()
+    reader.latest_calibrations()
 
 
 def _parse(sql: str, dialect_name: str) -> None:
@@ -184,7 +208,7 @@ ALSO_RUN = ["snowflake", "mysql", "duckdb"]
 @pytest.mark.parametrize("dialect_name", COMPILED_ONLY + ALSO_RUN)
 def test_every_statement_parses_as_the_warehouse_sql(dialect_name: str) -> None:
     statements = _every_statement(dialect_name)
-    assert len(statements) >= 25
+    assert len(statements) >= 35
     for sql in statements:
         try:
             _parse(sql, dialect_name)
