@@ -1,13 +1,14 @@
 """The warehouse: stage the run's work, stream it to the judge, upsert scores, record errors.
 
-Written once with SQLAlchemy Core for SQLite (the embedded default) and PostgreSQL (production).
+Written once with SQLAlchemy Core for every warehouse (what differs by dialect is in
+:mod:`judgeflow.storage.dialects`).
 Work moves in bulk: staging is one ``INSERT ... SELECT`` inside the database, reads stream in
 chunks, writes are one executemany upsert per chunk. One :class:`Warehouse` is one engine: the
 stores of the other tables it owns share it (:attr:`Warehouse.batches`, :attr:`Warehouse.alerts`),
 and :meth:`Warehouse.close` disposes of it.
 
-Tables judgeflow owns (created on first use by :meth:`Warehouse.ensure_schema`; the source table is
-the application's; every column is described in :mod:`judgeflow.storage.schema`):
+Tables judgeflow owns (created and upgraded by the migrations, :mod:`judgeflow.storage.migrate`; the
+source table is the application's; every column is described in :mod:`judgeflow.storage.schema`):
 
 - ``judge_run_items``: the responses a run set out to judge, cut into batches. XCom carries
   ``(run_key, batch_index)``, never texts; a rerun reads exactly the same work.
