@@ -9,11 +9,10 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Uuid
+from sqlalchemy import BigInteger, Engine, Integer, String, Uuid
 from sqlalchemy.types import TypeEngine
 
 from judgeflow.config import Settings, default_settings_path, load_settings
@@ -70,32 +69,34 @@ def run(args: argparse.Namespace) -> int:
     target = args.url or warehouse_target(
         settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
     )
-    if args.db_command == "current":
-        engine = warehouse_engine(target)
-        try:
+    engine = warehouse_engine(target)
+    try:
+        if args.db_command == "current":
             print(f"warehouse: {migrate.current(engine) or 'no judgeflow tables under migrations'}")
             print(f"this judgeflow: {migrate.head()}")
-        finally:
-            engine.dispose()
-        return 0
-    with closing(_open(target, settings)) as warehouse:
-        id_type = ID_TYPES[args.id_type] if args.id_type else warehouse.source.c[settings.source.id_column].type
-        if args.db_command == "sql":
-            since = args.since or migrate.current(warehouse.engine)
-            print(migrate.sql(warehouse.engine.dialect.name, id_type=id_type, since=since), end="")
             return 0
-        before, after = migrate.upgrade(warehouse.engine, id_type=id_type)
+        id_type = ID_TYPES[args.id_type] if args.id_type else _source_id_type(engine, settings)
+        if args.db_command == "sql":
+            since = args.since or migrate.current(engine)
+            print(migrate.sql(engine.dialect.name, id_type=id_type, since=since), end="")
+            return 0
+        before, after = migrate.upgrade(engine, id_type=id_type)
+    finally:
+        engine.dispose()
     print(f"judgeflow's tables: {before or 'none'} -> {after}" if before != after else f"already at {after}")
     return 0
 
 
-def _open(target: Any, settings: Settings) -> Warehouse:
+def _source_id_type(engine: Engine, settings: Settings) -> TypeEngine[Any]:
+    """The type of the source table's id column, which every ``response_id`` column takes."""
     try:
-        return Warehouse.from_url(target, settings.source)
-    except WarehouseError as exc:
+        warehouse = Warehouse(engine, settings.source)
+    except (ConfigError, WarehouseError) as exc:
         raise ConfigError(
-            f"{exc} (judgeflow db reads the source table {settings.source.table!r} for its id type)"
+            f"{exc}. judgeflow db reads the source table for the type of its id column: "
+            "create it first, or give --id-type"
         ) from exc
+    return warehouse.source.c[settings.source.id_column].type
 
 
 __all__ = ["ID_TYPES", "add_parser", "run"]
