@@ -53,14 +53,15 @@ _DENIED = [  # (how each warehouse words it, the table named in the message)
 def missing_grant(exc: BaseException) -> str | None:
     """The grant a permission error asks for, as the ``GRANT`` to run, or ``None`` for other errors.
 
-    judgeflow's own tables (``judge_*``, ``judgeflow_alembic_version``) need DML; any other table is a
-    source, which needs SELECT only."""
+    judgeflow's own tables (``judge_*``) need DML; ``judgeflow_alembic_version`` (read by the revision
+    check) and the source table need SELECT only."""
     text = str(getattr(exc, "orig", None) or exc)
     for pattern in _DENIED:
         match = pattern.search(text)
         if match:
             table = match.group("table").strip('"`') or "the table named above"
-            own = table.split(".")[-1].startswith(("judge_", "judgeflow_"))
+            name = table.split(".")[-1]
+            own = name.startswith("judge_") and name != "judgeflow_alembic_version"  # the version: read only
             privileges = "SELECT, INSERT, UPDATE, DELETE" if own else "SELECT"
             return f"GRANT {privileges} ON {table} TO <the judge_warehouse role>"
     return None
