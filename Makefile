@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LOCK   := constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo test lint format docs lock clean bench bench-cost bench-ui calibrate stack-test
+.PHONY: demo test lint format docs lock clean bench bench-cost bench-ui bench-warehouse calibrate stack-test
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-cost: $(BIN)/.installed  ## dollars per 1,000 responses: usual vs realtime
 
 bench-ui: $(BIN)/.installed  ## the UI view's page, chart and JSON times at 10k, 100k and 1M scores in PostgreSQL
 	$(BIN)/judgeflow-dev bench-ui
+
+bench-warehouse: $(BIN)/.installed  ## stage and read a 1,000,000-row day on PostgreSQL and DuckDB: seconds, peak memory
+	$(BIN)/judgeflow-dev bench-warehouse
 
 calibrate: $(BIN)/.installed  ## judge the rubric's golden set with the emulator, print the table (RUBRIC=...)
 	$(BIN)/judgeflow-dev calibrate --emulator $(if $(RUBRIC),--rubric $(RUBRIC))

@@ -57,7 +57,7 @@ def generate(engine: Engine, *, rows: int, days: int, last_day: dt.date, n_boot:
     metadata = MetaData()
     metadata.create_all(engine, tables=[source_table(metadata)])
     warehouse = Warehouse(engine, SourceConfig())
-    warehouse.ensure_schema()
+    warehouse.upgrade_schema()  # what `judgeflow db upgrade` does
     end = dt.datetime.combine(last_day + DAY, dt.time(), tzinfo=dt.UTC)
     start = end - days * DAY
     with engine.begin() as conn:

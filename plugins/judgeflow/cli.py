@@ -6,6 +6,7 @@
 - ``judgeflow rollup``: rebuild ``judge_daily_scores`` (the UI view's daily aggregates) for a range of days;
 - ``judgeflow deploy init``: set up a deployment (migrate, pool, connections, warehouse role and
   tables), idempotently; what ``docker compose`` and the stack test run.
+- ``judgeflow db upgrade | sql | current``: judgeflow's tables under migrations (``judgeflow.storage.db_commands``).
 
 The development commands (demo, emulator, benchmarks, the stack test) are ``judgeflow-dev``, from
 the dev kit, which the production image does not install.
@@ -38,9 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     rollup.add_argument("--version", required=True, help="rubric version key, as in judge_scores")
     rollup.add_argument("--start", type=dt.date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
     rollup.add_argument("--end", type=dt.date.fromisoformat, required=True, help="day after the last, YYYY-MM-DD")
+    from judgeflow.storage import db_commands
+
+    db_commands.add_parser(commands)
     args, rest = parser.parse_known_args(argv)
     if args.command == "deploy":
         return _deploy(rest)
+    if args.command == "db":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return _db(args)
     if args.command != "rollup":
         from judgeflow.rubrics import commands as rubric_commands
 
@@ -67,15 +75,28 @@ def _deploy(argv: list[str]) -> int:
     return init_main(argv[1:])
 
 
+def _db(args: argparse.Namespace) -> int:
+    import sys
+
+    from judgeflow.errors import JudgeflowError
+    from judgeflow.storage import db_commands
+
+    try:
+        return db_commands.run(args)
+    except JudgeflowError as exc:
+        print(f"judgeflow db {args.db_command}: {exc}", file=sys.stderr)
+        return 2
+
+
 def _rollup(args: argparse.Namespace) -> int:
     """For a warehouse that had scores before the view existed, or after scores were written by hand."""
     from judgeflow.config import load_settings
-    from judgeflow.connections import server_connection, warehouse_url
+    from judgeflow.connections import server_connection, warehouse_target
     from judgeflow.storage.daily_scores import refresh_daily_scores
     from judgeflow.storage.warehouse import Warehouse
 
     settings = load_settings(args.settings or default_settings_path())
-    url = args.url or warehouse_url(
+    url = args.url or warehouse_target(
         settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
     )
     with closing(Warehouse.from_url(url, settings.source)) as warehouse:

@@ -14,6 +14,7 @@ from judgeflow.config import CalibrationConfig
 from judgeflow.rubric import load_rubric
 from judgeflow.rubrics.calibration import evaluate
 from judgeflow.rubrics.golden import load_golden_set
+from judgeflow.storage import migrate
 from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow.storage.schema import calibration_tables
 from tests.conftest import POSTGRES_URL, require_tcp
@@ -53,6 +54,7 @@ def test_runs_are_appended_and_read_back(engine: Engine) -> None:
     humans = {i.id: dict(i.scores) for i in golden.items}
     flat = {i.id: {"accuracy": 3, "tone": 3, "completeness": 3} for i in golden.items}  # constant: undefined
     store = CalibrationStore(engine)
+    migrate.upgrade(engine, id_type=None)  # `judgeflow db upgrade` (SQLite would upgrade by itself)
     store.ensure_schema()
     store.ensure_schema()  # idempotent
 
@@ -101,6 +103,7 @@ def test_a_store_made_before_endpoints_were_recorded_is_upgraded_in_place(engine
         conn.execute(Table(runs.name, MetaData(), autoload_with=conn).insert(), [row])
 
     store = CalibrationStore(engine)
+    migrate.upgrade(engine, id_type=None)  # `judgeflow db upgrade` takes the old table over in place
     store.ensure_schema()
 
     assert "judge_endpoint" in {c["name"] for c in inspect(engine).get_columns(runs.name)}

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from judgeflow.config import SourceConfig
+from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
@@ -84,6 +86,7 @@ def test_postgres_redis_and_slack_end_to_end(
         warehouse,
         with_nonce(with_quality_drop((r for r in today if r["id"] >= 5005), {"shipping", "billing"}), nonce),
     )
+    Warehouse(warehouse, SourceConfig()).upgrade_schema()  # `judgeflow db upgrade`, once per release
     monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path, batching={"batch_size": 50})))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", postgres_connection(schema))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_CACHE", "redis://127.0.0.1:6379/0")
@@ -133,6 +136,7 @@ def test_unreachable_redis_means_uncached_not_failed(
             secrets.token_hex(6),
         ),
     )
+    Warehouse(warehouse, SourceConfig()).upgrade_schema()
     monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path)))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", postgres_connection(schema))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_CACHE", "redis://127.0.0.1:1/0")

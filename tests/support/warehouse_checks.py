@@ -15,7 +15,7 @@ def outcome_counts(engine: Engine, run_id: str) -> dict[str, int]:
           COUNT(*) AS staged,
           SUM(CASE WHEN s.response_id IS NOT NULL THEN 1 ELSE 0 END) AS scored,
           SUM(CASE WHEN e.response_id IS NOT NULL THEN 1 ELSE 0 END) AS errored,
-          SUM(CASE WHEN s.response_id IS NOT NULL AND e.response_id IS NOT NULL THEN 1 ELSE 0 END) AS both,
+          SUM(CASE WHEN s.response_id IS NOT NULL AND e.response_id IS NOT NULL THEN 1 ELSE 0 END) AS both_kinds,
           SUM(CASE WHEN s.response_id IS NULL AND e.response_id IS NULL THEN 1 ELSE 0 END) AS neither
         FROM judge_run_items i
         LEFT JOIN judge_scores s ON s.response_id = i.response_id
@@ -25,6 +25,7 @@ def outcome_counts(engine: Engine, run_id: str) -> dict[str, int]:
     )
     with engine.connect() as conn:
         row = conn.execute(query, {"run_key": f"llm_judge_daily/{run_id}"}).one()._asdict()
+    row["both"] = row.pop("both_kinds")  # BOTH is a reserved word in MySQL
     return {k: int(v or 0) for k, v in row.items()}
 
 

@@ -1,7 +1,7 @@
 """``judgeflow-dev bench-ui``: how long each page, chart and JSON endpoint of the view takes at 10k, 100k, 1M scores.
 
 For each size a fresh PostgreSQL schema is filled by :func:`judgeflow_devkit.ui_sample.generate` (generated in
-SQL; with the indexes :meth:`Warehouse.ensure_schema` creates and ``judge_daily_scores`` refreshed by
+SQL; with the indexes :meth:`Warehouse.upgrade_schema` creates and ``judge_daily_scores`` refreshed by
 the production code), then every route is requested ``--repeat`` times through the real FastAPI app
 (in process, ``TestClient``, authorization left out: it is the api-server's, not ours) after one
 warm-up request, and the median is printed. Chart routes are measured twice: as served (the app

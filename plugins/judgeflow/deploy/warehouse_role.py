@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from judgeflow.config import Settings
 from judgeflow.deploy.outcome import InitReport, Outcome
 from judgeflow.errors import ConfigError
+from judgeflow.storage.migrate import VERSION_TABLE
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -62,22 +63,20 @@ def ensure_database(report: InitReport, url: URL) -> None:
 
 
 def create_judgeflow_tables(engine: Engine, settings: Settings) -> tuple[list[str], bool]:
-    """Create judgeflow's tables that are missing; returns (the tables created, whether the source exists).
+    """Create or upgrade judgeflow's tables (``judgeflow db upgrade``); returns (the tables created,
+    whether the source exists).
 
-    The one place set-up makes the tables: today ``Warehouse.ensure_schema`` and the calibration
-    store's; when ``judgeflow db upgrade`` (migrations) lands, it is called here instead. The
-    warehouse's tables take their response-id type from the source table, so without the source
-    only the calibration tables can be made."""
-    from judgeflow.storage.calibrations import CalibrationStore
+    The one place set-up makes the tables. Their response-id columns take the source table's id
+    type, so until the source table is loaded nothing is created (init reports it as waiting)."""
     from judgeflow.storage.warehouse import Warehouse
 
-    before = set(inspect(engine).get_table_names())
-    CalibrationStore(engine).ensure_schema()
     source_found = inspect(engine).has_table(settings.source.table)
-    if source_found:
-        Warehouse(engine, settings.source).ensure_schema()
+    if not source_found:
+        return [], False
+    before = set(inspect(engine).get_table_names())
+    Warehouse(engine, settings.source).upgrade_schema()
     after = set(inspect(engine).get_table_names())
-    return sorted(after - before), source_found
+    return sorted(after - before), True
 
 
 def ensure_tables(report: InitReport, engine: Engine, settings: Settings) -> None:
@@ -86,7 +85,7 @@ def ensure_tables(report: InitReport, engine: Engine, settings: Settings) -> Non
     if created:
         report.add("judgeflow's tables", Outcome.CREATED, ", ".join(created))
     else:
-        report.add("judgeflow's tables", Outcome.UNCHANGED, "all there" if source_found else "calibration tables")
+        report.add("judgeflow's tables", Outcome.UNCHANGED, "at the schema's head" if source_found else "none yet")
     if not source_found:
         report.add(
             f"source table {settings.source.table}",
@@ -176,6 +175,8 @@ def ensure_grants(report: InitReport, engine: Engine, role: str, settings: Setti
             wanted.append(("has_table_privilege", source, "SELECT", f"TABLE {_quote(engine, source)}"))
         for table in tables:
             wanted += [("has_table_privilege", table, p, f"TABLE {_quote(engine, table)}") for p in TABLE_PRIVILEGES]
+        if inspect(conn).has_table(VERSION_TABLE):  # every run checks the schema's revision before judging
+            wanted.append(("has_table_privilege", VERSION_TABLE, "SELECT", f"TABLE {_quote(engine, VERSION_TABLE)}"))
         for table, column in serial:
             sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": column}).scalar()
             if sequence:

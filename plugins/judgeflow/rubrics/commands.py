@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from judgeflow.config import Settings, default_settings_path, load_settings
-from judgeflow.connections import server_connection, warehouse_url
+from judgeflow.connections import server_connection, warehouse_target
 from judgeflow.errors import JudgeflowError
 from judgeflow.rubric import Rubric, load_rubric
 from judgeflow.storage.warehouse import Warehouse
@@ -127,7 +129,7 @@ def _calibrate(settings: Settings, rubric_name: str | None, url: str | None) -> 
         print(f"rubric {rubric.name!r} has no golden set at {where}", file=sys.stderr)
         return 2
     endpoint = asyncio.run(judge_endpoint(settings.connections.anthropic))
-    store = CalibrationStore.from_url(url or _warehouse_url(settings))
+    store = CalibrationStore.from_url(url or _warehouse_target(settings))
     try:
         store.ensure_schema()
         print(
@@ -187,8 +189,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _warehouse_url(settings: Settings) -> str:
-    return warehouse_url(
+def _warehouse_target(settings: Settings) -> str | Engine:
+    return warehouse_target(
         settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
     )
 
@@ -198,7 +200,7 @@ def _with_warehouse(args: argparse.Namespace, run: Callable[[Settings, Rubric, W
     try:
         settings = load_settings(args.settings or default_settings_path())
         rubric = load_rubric(settings.rubric_dir, args.rubric or settings.rubric)
-        warehouse = Warehouse.from_url(args.url or _warehouse_url(settings), settings.source)
+        warehouse = Warehouse.from_url(args.url or _warehouse_target(settings), settings.source)
     except JudgeflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

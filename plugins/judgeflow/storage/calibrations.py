@@ -11,10 +11,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, MetaData, and_, insert, select
+from sqlalchemy import Engine, MetaData, and_, func, insert, select
 
+from judgeflow.storage import migrate
+from judgeflow.storage.dialects import NO_AUTOINCREMENT
 from judgeflow.storage.engine import as_utc, errors_as, warehouse_engine
-from judgeflow.storage.schema import add_missing_columns, calibration_tables
+from judgeflow.storage.schema import calibration_tables
 
 if TYPE_CHECKING:  # the rubric lifecycle computes calibrations; this module only stores them
     from judgeflow.rubrics.calibration import Calibration
@@ -39,13 +41,15 @@ class CalibrationStore:
         self.calibrations, self.runs = calibration_tables(self.metadata)
 
     @classmethod
-    def from_url(cls, url: str) -> CalibrationStore:
+    def from_url(cls, url: str | Engine) -> CalibrationStore:
         return cls(warehouse_engine(url))
 
     def ensure_schema(self) -> None:
-        with errors_as("create the calibration tables"):
-            self.metadata.create_all(self.engine, tables=[self.calibrations, self.runs], checkfirst=True)
-            add_missing_columns(self.engine, self.runs)
+        """Upgrade a SQLite warehouse (judgeflow's own file); check any other (see :mod:`judgeflow.storage.migrate`)."""
+        if self.engine.dialect.name == "sqlite":
+            migrate.upgrade(self.engine, id_type=None)
+        else:
+            migrate.check(self.engine)
 
     def close(self) -> None:
         """Dispose of the engine's connection pool (when the store opened it)."""
@@ -72,10 +76,17 @@ class CalibrationStore:
             "judge_endpoint": c.endpoint,
         }
         with errors_as("record a calibration"), self.engine.begin() as conn:
+            if conn.dialect.name in NO_AUTOINCREMENT:  # no SERIAL/IDENTITY: number the run here
+                run_row["id"] = int(conn.execute(select(func.coalesce(func.max(self.runs.c.id), 0))).scalar_one()) + 1
+                row_id = int(conn.execute(select(func.coalesce(func.max(self.calibrations.c.id), 0))).scalar_one())
             key = conn.execute(insert(self.runs).values(run_row)).inserted_primary_key
             assert key is not None, "an insert returns its primary key"
             run_id = int(key[0])
-            conn.execute(insert(self.calibrations), [_criterion_row(c, r, run_id) for r in c.criteria])
+            rows = [_criterion_row(c, r, run_id) for r in c.criteria]
+            if conn.dialect.name in NO_AUTOINCREMENT:
+                for offset, row in enumerate(rows, start=1):
+                    row["id"] = row_id + offset
+            conn.execute(insert(self.calibrations), rows)
         return run_id
 
     def latest_run(

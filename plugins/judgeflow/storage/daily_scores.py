@@ -13,9 +13,10 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import Date, Float, Numeric, and_, cast, delete, func, literal, select, union_all
+from sqlalchemy import Float, Numeric, and_, cast, delete, func, literal, select, union_all
 
 from judgeflow.quality.stats import OVERALL
+from judgeflow.storage.dialects import utc_day
 from judgeflow.storage.engine import errors_as
 from judgeflow.storage.warehouse import Warehouse
 
@@ -89,11 +90,7 @@ def refresh_for_run(warehouse: Warehouse, *, run_key: str, rubric_name: str, rub
 
 def _utc_day(warehouse: Warehouse, created: Any) -> Any:
     """The UTC calendar day of a timestamp, in SQL, whatever the session's time zone."""
-    if warehouse.engine.dialect.name == "sqlite":
-        return func.date(created)
-    if getattr(created.type, "timezone", False):
-        return cast(func.timezone("UTC", created), Date)
-    return cast(created, Date)  # a naive column holds UTC by judgeflow's convention
+    return utc_day(created, warehouse.engine.dialect.name)
 
 
 def _as_day(moment: Any) -> dt.date:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Float, case, cast, func, literal, select
 
+from judgeflow.storage.dialects import text_length
 from judgeflow.storage.engine import errors_as
 from judgeflow.storage.warehouse import Warehouse
 
@@ -28,13 +29,15 @@ class StagedSizes:
 def staged_sizes(warehouse: Warehouse, run_key: str, *, max_response_chars: int) -> StagedSizes:
     """Counts and character sums of the run's staged responses, computed in the database."""
     src, cfg, items = warehouse.source, warehouse.source_config, warehouse.items
+    dialect = warehouse.engine.dialect.name
     question = func.coalesce(src.c[cfg.question_column], "")
     context = func.coalesce(src.c[cfg.context_column], "") if cfg.context_column else literal("")
     response = func.coalesce(src.c[cfg.response_column], "")
-    response_chars = func.length(response)
+    response_chars = text_length(response, dialect)
     judged_response_chars = case((response_chars > max_response_chars, max_response_chars), else_=response_chars)
-    judgeable = func.length(func.trim(response, " \t\r\n")) > 0  # what the engine sends: text once stripped
-    chars = func.length(question) + func.length(context) + judged_response_chars
+    blanks = func.replace(func.replace(func.replace(response, "\t", " "), "\r", " "), "\n", " ")
+    judgeable = text_length(func.trim(blanks), dialect) > 0  # what the engine sends: text once stripped
+    chars = text_length(question, dialect) + text_length(context, dialect) + judged_response_chars
     separator = literal("\x1f")
     query = (
         select(

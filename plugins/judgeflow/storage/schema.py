@@ -1,33 +1,19 @@
-"""The tables judgeflow owns in the warehouse, defined once for SQLite and PostgreSQL.
+"""The tables judgeflow owns in the warehouse, defined once for every dialect, as this release has them.
 
 ``response_id`` columns take the source table's id type, so joins back to the application's
 responses need no casts. See :mod:`judgeflow.storage.warehouse` for what each table is for.
+The types that differ by warehouse (JSON, long text, double floats, timestamps) come from
+:mod:`judgeflow.storage.dialects`. The tables are created and changed only by the migrations
+(:mod:`judgeflow.storage.migrate`); a change here needs a revision (docs/development.md).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Date,
-    DateTime,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    inspect,
-)
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, String, Table
 
-log = logging.getLogger(__name__)
+from judgeflow.storage.dialects import double, json_type, long_text, timestamp
 
 
 def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
@@ -48,19 +34,19 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         "judge_scores",
         metadata,
         *[c.copy() for c in key],
-        Column("overall", Float, nullable=False),
-        Column("rationale", Text, nullable=False),
+        Column("overall", double(), nullable=False),
+        Column("rationale", long_text(), nullable=False),
         Column("model", String(100), nullable=False),
         Column("input_tokens", Integer, nullable=False),
         Column("output_tokens", Integer, nullable=False),
         Column("cache_write_tokens", Integer, nullable=False),
         Column("cache_read_tokens", Integer, nullable=False),
-        Column("cost_usd", Float, nullable=False),
+        Column("cost_usd", double(), nullable=False),
         Column("latency_ms", Integer, nullable=False),
         Column("cache_hit", Boolean, nullable=False),
         Column("truncated", Boolean, nullable=False),
         Column("dag_run_id", String(250), nullable=False),
-        Column("scored_at", DateTime(timezone=True), nullable=False),
+        Column("scored_at", timestamp(), nullable=False),
         Index("ix_judge_scores_rubric_scored_at", "rubric_name", "rubric_version", "scored_at"),
         Index("ix_judge_scores_run", "dag_run_id"),
     )
@@ -70,19 +56,19 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         *[c.copy() for c in key],
         Column("criterion", String(40), primary_key=True),
         Column("score", Integer, nullable=False),
-        Column("rationale", Text, nullable=False),
+        Column("rationale", long_text(), nullable=False),
     )
     errors = Table(
         "judge_errors",
         metadata,
         *[c.copy() for c in key],
         Column("kind", String(32), nullable=False),
-        Column("reason", Text, nullable=False),
+        Column("reason", long_text(), nullable=False),
         Column("retryable", Boolean, nullable=False),
         Column("attempts", Integer, nullable=False),
-        Column("raw_reply", Text),
+        Column("raw_reply", long_text()),
         Column("dag_run_id", String(250), nullable=False),
-        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("recorded_at", timestamp(), nullable=False),
     )
     runs = Table(
         "judge_runs",
@@ -92,8 +78,8 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         Column("dag_run_id", String(250), nullable=False),
         Column("rubric_name", String(64), nullable=False),
         Column("rubric_version", String(64), nullable=False),
-        Column("interval_start", DateTime(timezone=True), nullable=False),
-        Column("interval_end", DateTime(timezone=True), nullable=False),
+        Column("interval_start", timestamp(), nullable=False),
+        Column("interval_end", timestamp(), nullable=False),
         Column("extracted", Integer, nullable=False),
         Column("scored", Integer, nullable=False),
         Column("from_cache", Integer, nullable=False),
@@ -101,9 +87,9 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         Column("unaccounted", Integer, nullable=False),
         Column("input_tokens", Integer, nullable=False),
         Column("output_tokens", Integer, nullable=False),
-        Column("cost_usd", Float, nullable=False),
-        Column("details", JSON),
-        Column("finished_at", DateTime(timezone=True), nullable=False),
+        Column("cost_usd", double(), nullable=False),
+        Column("details", json_type()),
+        Column("finished_at", timestamp(), nullable=False),
     )
     return items, scores, criterion_scores, errors, runs
 
@@ -118,7 +104,7 @@ def message_batches_table(metadata: MetaData) -> Table:
         Column("anthropic_batch_id", String(100), nullable=False, unique=True),
         Column("requests", Integer, nullable=False),
         Column("status", String(20), nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", timestamp(), nullable=False),
     )
 
 
@@ -134,9 +120,9 @@ def alert_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("status", String(32), nullable=False),
         Column("baseline_n", Integer, nullable=False),
         Column("current_n", Integer, nullable=False),
-        Column("difference", Float),
-        Column("p_value", Float),
-        Column("details", JSON),
+        Column("difference", double()),
+        Column("p_value", double()),
+        Column("details", json_type()),
     )
     alert_state = Table(
         "judge_alert_state",
@@ -144,8 +130,8 @@ def alert_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("rubric_name", String(64), primary_key=True),
         Column("rubric_version", String(64), primary_key=True),
         Column("regression", String(300), primary_key=True),
-        Column("difference", Float, nullable=False),
-        Column("opened_at", DateTime(timezone=True), nullable=False),
+        Column("difference", double(), nullable=False),
+        Column("opened_at", timestamp(), nullable=False),
     )
     return comparisons, alert_state
 
@@ -165,11 +151,11 @@ def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("rubric_version", String(64), nullable=False),
         Column("model", String(100), nullable=False),
         Column("criterion", String(40), nullable=False),
-        Column("golden_set", Text, nullable=False),
+        Column("golden_set", long_text(), nullable=False),
         Column("n", Integer, nullable=False),
-        *[Column(f"{m}{s}", Float) for m in ("kappa", "spearman", "mae") for s in ("", "_low", "_high")],
+        *[Column(f"{m}{s}", double()) for m in ("kappa", "spearman", "mae") for s in ("", "_low", "_high")],
         Column("passed", Boolean, nullable=False),
-        Column("calibrated_at", DateTime(timezone=True), nullable=False),
+        Column("calibrated_at", timestamp(), nullable=False),
         Column("run_id", Integer, nullable=False),
         Index("ix_judge_calibrations_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
     )
@@ -180,17 +166,17 @@ def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("rubric_name", String(64), nullable=False),
         Column("rubric_version", String(64), nullable=False),
         Column("model", String(100), nullable=False),
-        Column("golden_set", Text, nullable=False),
+        Column("golden_set", long_text(), nullable=False),
         Column("items", Integer, nullable=False),
         Column("judged", Integer, nullable=False),
         Column("canaries_total", Integer, nullable=False),
         Column("canaries_failed", Integer, nullable=False),
-        Column("length_spearman", Float),
-        Column("human_length_spearman", Float),
-        Column("cost_usd", Float, nullable=False),
+        Column("length_spearman", double()),
+        Column("human_length_spearman", double()),
+        Column("cost_usd", double(), nullable=False),
         Column("passed", Boolean, nullable=False),
-        Column("reason", Text, nullable=False),
-        Column("calibrated_at", DateTime(timezone=True), nullable=False),
+        Column("reason", long_text(), nullable=False),
+        Column("calibrated_at", timestamp(), nullable=False),
         Column("judge_endpoint", String(300)),  # the API base URL that judged the golden set
         Index("ix_judge_calibration_runs_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
     )
@@ -216,37 +202,34 @@ def daily_scores_table(metadata: MetaData) -> Table:
         Column("rubric_version", String(64), primary_key=True),
         Column("day", Date, primary_key=True),
         Column("metric", String(64), primary_key=True),
-        Column("value", Float, primary_key=True),
+        Column("value", double(), primary_key=True),
         Column("n", Integer, nullable=False),
-        Column("total", Float, nullable=False),
+        Column("total", double(), nullable=False),
     )
 
 
-def view_indexes(scores: Table) -> list[Index]:
-    """Indexes the view's queries need on tables that already exist in production.
-
-    ``create_all`` makes indexes only with a new table, so :meth:`Warehouse.ensure_schema` creates
-    these one by one (``checkfirst``). ``ix_judge_scores_rubric_overall`` serves the lowest-scoring
+def judge_scores_indexes(scores: Table) -> list[Index]:
+    """Indexes the view's queries need: ``ix_judge_scores_rubric_overall`` serves the lowest-scoring
     responses (an ordered walk from the bottom instead of a sort of the whole version)."""
     return [Index("ix_judge_scores_rubric_overall", scores.c.rubric_name, scores.c.rubric_version, scores.c.overall)]
 
 
-def add_missing_columns(engine: Engine, table: Table) -> list[str]:
-    """Add the nullable columns a newer judgeflow defines to a table an older one created.
-
-    ``create_all`` creates missing tables but never alters existing ones, so a column added in a
-    release (``judge_calibration_runs.judge_endpoint``, say) is added here with ``ALTER TABLE ...
-    ADD COLUMN``; existing rows keep their data and read NULL in it. Returns the names added."""
-    found = inspect(engine)
-    if not found.has_table(table.name):
-        return []
-    present = {c["name"] for c in found.get_columns(table.name)}
-    missing = [c for c in table.columns if c.name not in present]
-    for column in missing:
-        if not column.nullable:
-            raise ValueError(f"{table.name}.{column.name} is missing and NOT NULL: it needs a migration with a default")
-        ddl = CreateColumn(column).compile(dialect=engine.dialect)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-        log.info("added column %s.%s", table.name, column.name)
-    return [c.name for c in missing]
+def all_tables(metadata: MetaData, id_type: Any) -> list[Table]:
+    """Every table judgeflow owns, as this release defines them (the migrations must agree: a test checks)."""
+    items, scores, criterion_scores, errors, runs = judge_tables(metadata, id_type)
+    judge_scores_indexes(scores)
+    comparisons, alert_state = alert_tables(metadata)
+    calibrations, calibration_runs = calibration_tables(metadata)
+    return [
+        items,
+        scores,
+        criterion_scores,
+        errors,
+        runs,
+        message_batches_table(metadata),
+        comparisons,
+        alert_state,
+        daily_scores_table(metadata),
+        calibrations,
+        calibration_runs,
+    ]

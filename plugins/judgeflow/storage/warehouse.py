@@ -1,13 +1,14 @@
 """The warehouse: stage the run's work, stream it to the judge, upsert scores, record errors.
 
-Written once with SQLAlchemy Core for SQLite (the embedded default) and PostgreSQL (production).
+Written once with SQLAlchemy Core for every warehouse (what differs by dialect is in
+:mod:`judgeflow.storage.dialects`).
 Work moves in bulk: staging is one ``INSERT ... SELECT`` inside the database, reads stream in
 chunks, writes are one executemany upsert per chunk. One :class:`Warehouse` is one engine: the
 stores of the other tables it owns share it (:attr:`Warehouse.batches`, :attr:`Warehouse.alerts`),
 and :meth:`Warehouse.close` disposes of it.
 
-Tables judgeflow owns (created on first use by :meth:`Warehouse.ensure_schema`; the source table is
-the application's; every column is described in :mod:`judgeflow.storage.schema`):
+Tables judgeflow owns (created and upgraded by the migrations, :mod:`judgeflow.storage.migrate`; the
+source table is the application's; every column is described in :mod:`judgeflow.storage.schema`):
 
 - ``judge_run_items``: the responses a run set out to judge, cut into batches. XCom carries
   ``(run_key, batch_index)``, never texts; a rerun reads exactly the same work.
@@ -28,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Engine,
     MetaData,
     Table,
@@ -35,29 +37,32 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     func,
+    inspect,
     literal,
     not_,
     or_,
     select,
+    true,
 )
-from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.sql.elements import ColumnElement
 
 from judgeflow.config import BatchingConfig, SourceConfig
-from judgeflow.errors import ConfigError, WarehouseError
+from judgeflow.errors import ConfigError
 from judgeflow.records import BatchRef, ErrorKind, ErrorRecord, ResponseItem, ScoreRecord
 from judgeflow.rubric import Rubric
+from judgeflow.storage import migrate
 from judgeflow.storage.alert_store import AlertStore
+from judgeflow.storage.dialects import check_supported, clip, floor_div
 from judgeflow.storage.engine import errors_as, upsert, warehouse_engine
 from judgeflow.storage.message_batches import MessageBatchStore
 from judgeflow.storage.schema import (
-    add_missing_columns,
     alert_tables,
     daily_scores_table,
+    judge_scores_indexes,
     judge_tables,
     message_batches_table,
-    view_indexes,
 )
 
 log = logging.getLogger(__name__)
@@ -71,8 +76,10 @@ class Warehouse:
     def __init__(self, engine: Engine, source: SourceConfig) -> None:
         self.engine = engine
         self.source_config = source
-        if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise ConfigError(f"warehouse: dialect {engine.dialect.name!r} unsupported (sqlite, postgresql)")
+        try:
+            check_supported(engine.dialect.name)
+        except ValueError as exc:
+            raise ConfigError(f"warehouse: {exc}") from exc
         self.metadata = MetaData()
         self.source = self._reflect_source()
         id_type = self.source.c[source.id_column].type
@@ -80,13 +87,14 @@ class Warehouse:
         self.message_batches = message_batches_table(self.metadata)
         self.comparisons, self.alert_state = alert_tables(self.metadata)
         self.daily_scores = daily_scores_table(self.metadata)
-        self.view_indexes = view_indexes(self.scores)
+        judge_scores_indexes(self.scores)
         self.batches = MessageBatchStore(engine, self.message_batches)
         self.alerts = AlertStore(engine, self.comparisons, self.alert_state)
 
     @classmethod
-    def from_url(cls, url: str, source: SourceConfig) -> Warehouse:
-        """Connect and reflect the source table; a bad table or column is a :class:`ConfigError`."""
+    def from_url(cls, url: str | Engine, source: SourceConfig) -> Warehouse:
+        """Connect (to a URL, or through the engine a provider hook built) and reflect the source table;
+        a bad table or column is a :class:`ConfigError`."""
         engine = warehouse_engine(url)
         try:
             return cls(engine, source)
@@ -99,24 +107,19 @@ class Warehouse:
         self.engine.dispose()
 
     def ensure_schema(self) -> None:
-        """Create judgeflow's tables if missing (never touches the source table)."""
-        judge_tables = [
-            self.items,
-            self.scores,
-            self.criterion_scores,
-            self.errors,
-            self.runs,
-            self.message_batches,
-            self.comparisons,
-            self.alert_state,
-            self.daily_scores,
-        ]
-        with errors_as("create tables"):
-            self.metadata.create_all(self.engine, tables=judge_tables, checkfirst=True)
-            for index in self.view_indexes:  # tables made before these indexes existed get them too
-                index.create(self.engine, checkfirst=True)
-            for table in judge_tables:  # tables made before a column existed get it too
-                add_missing_columns(self.engine, table)
+        """Make sure judgeflow's tables are at this release's schema revision, before any work.
+
+        A SQLite warehouse is judgeflow's own file: it is upgraded here. Any other warehouse is
+        only checked: a :class:`ConfigError` names both revisions and ``judgeflow db upgrade``
+        (see :mod:`judgeflow.storage.migrate`). Never touches the source table."""
+        if self.engine.dialect.name == "sqlite":
+            self.upgrade_schema()
+        else:
+            migrate.check(self.engine)
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Create or upgrade judgeflow's tables (``judgeflow db upgrade``); returns (from, to) revisions."""
+        return migrate.upgrade(self.engine, id_type=self.source.c[self.source_config.id_column].type)
 
     # --- extract ---------------------------------------------------------------------------------
 
@@ -159,13 +162,14 @@ class Warehouse:
                 self.errors.c.response_id == id_col,
                 self.errors.c.rubric_name == rubric_name,
                 self.errors.c.rubric_version == rubric_version,
-                self.errors.c.retryable.is_(True),
+                self.errors.c.retryable == true(),
             )
             late = and_(created < interval_start, or_(not_(self._scored_by_rubric(id_col, rubric_name)), retry))
             if backlog_start is not None:
                 late = and_(late, created >= backlog_start)
             window = and_(self._unjudged(id_col, rubric_name, rubric_version), or_(in_interval, late))
-        eligible = select(id_col.label("response_id")).where(window).order_by(id_col)
+        # a NULL id cannot be keyed: counted by null_ids() and recorded in the run's summary instead
+        eligible = select(id_col.label("response_id")).where(window, id_col.is_not(None)).order_by(id_col)
         if limit is not None:
             eligible = eligible.limit(limit)
         eligible_sq = eligible.subquery()
@@ -175,11 +179,22 @@ class Warehouse:
             if count == 0:
                 return 0
             size = max(batching.batch_size, -(-count // batching.max_batches))
-            batch_index = (func.row_number().over(order_by=eligible_sq.c.response_id) - 1) // size
+            row_number = func.row_number().over(order_by=eligible_sq.c.response_id) - 1
+            batch_index = floor_div(row_number, size, self.engine.dialect.name)
             staged = select(literal(run_key), eligible_sq.c.response_id, batch_index)
             conn.execute(self.items.insert().from_select(["run_key", "response_id", "batch_index"], staged))
         log.info("staged %d responses for run %s in batches of %d", count, run_key, size)
         return int(count)
+
+    def null_ids(self, start: dt.datetime, end: dt.datetime) -> int:
+        """Responses created in [start, end) whose id is NULL: invalid input that no table of judgeflow
+        can key, counted so the run records them (``judge_runs.details.invalid_null_id``) instead of
+        dropping them in silence."""
+        src, cfg = self.source, self.source_config
+        created = src.c[cfg.created_at_column]
+        query = select(func.count()).where(src.c[cfg.id_column].is_(None), created >= start, created < end)
+        with errors_as("count responses without an id"), self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def discard_run_items(self, run_key: str) -> None:
         """Drop a run's work list (a dry run, or a run refused before judging)."""
@@ -437,7 +452,7 @@ class Warehouse:
             self.errors.c.response_id == id_col,
             self.errors.c.rubric_name == rubric_name,
             self.errors.c.rubric_version == rubric_version,
-            self.errors.c.retryable.is_(False),
+            self.errors.c.retryable == false(),
         )
         return and_(not_(self._scored(id_col, rubric_name, rubric_version, None)), not_(permanent_error))
 
@@ -459,27 +474,31 @@ class Warehouse:
         return [name for name in self.source_config.segment_columns if name in self.source.c]
 
     def _reflect_source(self) -> Table:
+        """The source table's columns, and nothing else: keys, indexes and foreign keys are not
+        judgeflow's business (reflecting them is slow on Snowflake, and DuckDB and fakesnow cannot).
+        A missing table or column is a :class:`ConfigError` naming it; a missing SELECT grant a
+        :class:`WarehouseError` naming the grant."""
         cfg = self.source_config
-        try:
-            with errors_as("reflect source"):
-                table = Table(cfg.table, self.metadata, autoload_with=self.engine)
-        except WarehouseError as exc:
-            if isinstance(exc.__cause__, NoSuchTableError):
-                raise ConfigError(
-                    f"source.table: table {cfg.table!r} not found in the warehouse "
-                    f"({self.engine.url.render_as_string(hide_password=True)})"
-                ) from exc
-            raise
+        where = self.engine.url.render_as_string(hide_password=True)
+        with errors_as(f"read the columns of the source table {cfg.table!r} (the role needs SELECT on it)"):
+            found = inspect(self.engine)
+            if not found.has_table(cfg.table):
+                raise ConfigError(f"source.table: table {cfg.table!r} not found in the warehouse ({where})")
+            columns = found.get_columns(cfg.table)
+        table = Table(cfg.table, self.metadata, *[Column(c["name"], c["type"]) for c in columns])
         required = [cfg.id_column, cfg.created_at_column, cfg.question_column, cfg.response_column]
         required += [cfg.context_column] if cfg.context_column else []
         missing = [name for name in required if name not in table.c]
         if missing:
-            raise ConfigError(f"source: table {cfg.table!r} has no column(s) {missing}; see source.*_column")
+            raise ConfigError(
+                f"source: table {cfg.table!r} has no column(s) {', '.join(missing)} "
+                f"(columns: {', '.join(table.c.keys())}); see source.*_column"
+            )
         return table
 
 
 def _as_int(column: Any) -> Any:
-    return case((column.is_(True), 1), else_=0)
+    return case((column == true(), 1), else_=0)
 
 
 def _score_row(score: ScoreRecord) -> dict[str, Any]:
@@ -511,7 +530,7 @@ def _criterion_rows(score: ScoreRecord) -> list[dict[str, Any]]:
             "rubric_version": score.rubric_version,
             "criterion": name,
             "score": c.score,
-            "rationale": c.rationale,
+            "rationale": clip(c.rationale),
         }
         for name, c in score.criteria.items()
     ]
@@ -523,10 +542,10 @@ def _error_row(error: ErrorRecord) -> dict[str, Any]:
         "rubric_name": error.rubric_name,
         "rubric_version": error.rubric_version,
         "kind": error.kind.value,
-        "reason": error.reason,
+        "reason": clip(error.reason),
         "retryable": error.retryable,
         "attempts": error.attempts,
-        "raw_reply": error.raw_reply,
+        "raw_reply": clip(error.raw_reply),
         "dag_run_id": error.dag_run_id,
         "recorded_at": error.recorded_at,
     }

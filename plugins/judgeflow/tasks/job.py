@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from judgeflow.config import RunParams, Settings, load_settings, parse_run_params
-from judgeflow.connections import warehouse_url
+from judgeflow.connections import warehouse_target
 from judgeflow.rubric import Rubric, load_rubric
 from judgeflow.storage.warehouse import Warehouse
 
@@ -81,7 +81,7 @@ class Job:
         run = RunContext.from_airflow(context)
         settings = load_settings_for(settings_path)
         rubric = load_rubric(settings.rubric_dir, run.params.rubric or settings.rubric)
-        url = warehouse_url(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
+        url = warehouse_target(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
         return cls(run, settings, rubric, Warehouse.from_url(url, settings.source))
 
     @property

@@ -47,6 +47,7 @@ def _calibrate(job: Job) -> dict[str, Any]:
     from judgeflow.storage.calibrations import CalibrationStore
 
     settings, rubric = job.settings, job.rubric
+    job.warehouse.ensure_schema()  # the migrations' revision (and the source's id type) before any judging
     store = CalibrationStore(job.warehouse.engine)
     try:
         endpoint = asyncio.run(judge_endpoint(settings.connections.anthropic))
@@ -179,6 +180,7 @@ def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], conte
 def _summarize(job: Job, batch_results: list[dict[str, Any]]) -> dict[str, Any]:
     run, rubric = job.run, job.rubric
     totals = job.warehouse.run_totals(run.run_key, run.run_id, rubric.name, rubric.version_key)
+    totals["invalid_null_id"] = job.warehouse.null_ids(run.interval_start, run.interval_end)
     counters = ("requests", "retries", "rate_limited", "budget_refused")
     calls = {k: sum(int(r.get(k) or 0) for r in batch_results or []) for k in counters}
     hit_ratio = totals["from_cache"] / totals["scored"] if totals["scored"] else 0.0
@@ -206,6 +208,14 @@ def _summarize(job: Job, batch_results: list[dict[str, Any]]) -> dict[str, Any]:
         log.warning("budget cap reached: %d responses left for the next run", totals["left_for_budget"])
     if totals["unaccounted"]:
         log.error("%d staged responses have neither a score nor an error row", totals["unaccounted"])
+    if totals["invalid_null_id"]:
+        cfg = job.settings.source
+        log.error(
+            "%d responses of the interval in %s have a NULL %s: invalid input, not judged (judge_runs.details)",
+            totals["invalid_null_id"],
+            cfg.table,
+            cfg.id_column,
+        )
     return summary
 
 

@@ -258,11 +258,11 @@ class _LazyReader:
 
 def _production_reader() -> Reader:
     from judgeflow.config import default_settings_path, load_settings
-    from judgeflow.connections import server_connection, warehouse_url
+    from judgeflow.connections import server_connection, warehouse_target
     from judgeflow.storage.warehouse import Warehouse
 
     settings = load_settings(default_settings_path())
-    url = warehouse_url(
+    url = warehouse_target(
         settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
     )
     return Reader(Warehouse.from_url(url, settings.source), settings)

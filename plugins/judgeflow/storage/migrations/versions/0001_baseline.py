@@ -1,0 +1,284 @@
+"""Baseline: judgeflow's tables as release 0.1 made them with ``create_all``.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-30
+
+A frozen copy of the table definitions of that release (never edit it: later changes are new
+revisions). On a warehouse that already has these tables (made by ``create_all`` before migrations,
+or by a DBA) it creates only what is missing, adds the nullable columns older releases lacked
+(``judge_calibration_runs.judge_endpoint``) and the indexes they lacked, and keeps every row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context, op
+from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, String, Table, inspect
+
+from judgeflow.storage.dialects import HAS_INDEXES, NO_AUTOINCREMENT, double, json_type, long_text, timestamp
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    metadata = MetaData()
+    tables = _tables(metadata, context.config.attributes["response_id_type"])
+    indexes = op.get_context().dialect.name in HAS_INDEXES
+    found = None if context.is_offline_mode() else inspect(op.get_bind())
+    for table in tables:
+        if found is None or not found.has_table(table.name):
+            op.create_table(table.name, *[_column(c) for c in table.columns])
+            present_indexes: set[str] = set()
+        else:
+            _add_missing_columns(found, table)
+            present_indexes = {str(ix["name"]) for ix in found.get_indexes(table.name) if ix.get("name")}
+        for index in table.indexes if indexes else ():
+            if index.name not in present_indexes:
+                op.create_index(index.name, table.name, [c.name for c in index.columns], unique=bool(index.unique))
+
+
+def downgrade() -> None:
+    raise NotImplementedError("judgeflow never drops its tables: they hold the scores")
+
+
+def _column(column: Column[Any]) -> Column[Any]:
+    """A copy to create; numbered by judgeflow (not SERIAL/IDENTITY) where the warehouse has no such thing."""
+    copy = column.copy()
+    if copy.autoincrement is True and op.get_context().dialect.name in NO_AUTOINCREMENT:
+        copy.autoincrement = False
+    return copy
+
+
+def _add_missing_columns(found: Any, table: Table) -> None:
+    present = {c["name"] for c in found.get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in present:
+            if not column.nullable:
+                raise ValueError(f"{table.name}.{column.name} is missing and NOT NULL: the table is not judgeflow's")
+            op.add_column(table.name, column.copy())
+
+
+def _tables(metadata: MetaData, id_type: Any) -> list[Table]:
+    items, scores, criterion_scores, errors, runs = judge_tables(metadata, id_type)
+    judge_scores_indexes(scores)
+    comparisons, alert_state = alert_tables(metadata)
+    calibrations, calibration_runs = calibration_tables(metadata)
+    return [
+        items,
+        scores,
+        criterion_scores,
+        errors,
+        runs,
+        message_batches_table(metadata),
+        comparisons,
+        alert_state,
+        daily_scores_table(metadata),
+        calibrations,
+        calibration_runs,
+    ]
+
+
+# --- the definitions of release 0.1, frozen ----------------------------------------------------------
+
+
+def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
+    items = Table(
+        "judge_run_items",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("response_id", id_type, primary_key=True),
+        Column("batch_index", Integer, nullable=False),
+        Index("ix_judge_run_items_batch", "run_key", "batch_index"),
+    )
+    key = [
+        Column("response_id", id_type, primary_key=True),
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+    ]
+    scores = Table(
+        "judge_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("overall", double(), nullable=False),
+        Column("rationale", long_text(), nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cache_write_tokens", Integer, nullable=False),
+        Column("cache_read_tokens", Integer, nullable=False),
+        Column("cost_usd", double(), nullable=False),
+        Column("latency_ms", Integer, nullable=False),
+        Column("cache_hit", Boolean, nullable=False),
+        Column("truncated", Boolean, nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("scored_at", timestamp(), nullable=False),
+        Index("ix_judge_scores_rubric_scored_at", "rubric_name", "rubric_version", "scored_at"),
+        Index("ix_judge_scores_run", "dag_run_id"),
+    )
+    criterion_scores = Table(
+        "judge_criterion_scores",
+        metadata,
+        *[c.copy() for c in key],
+        Column("criterion", String(40), primary_key=True),
+        Column("score", Integer, nullable=False),
+        Column("rationale", long_text(), nullable=False),
+    )
+    errors = Table(
+        "judge_errors",
+        metadata,
+        *[c.copy() for c in key],
+        Column("kind", String(32), nullable=False),
+        Column("reason", long_text(), nullable=False),
+        Column("retryable", Boolean, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("raw_reply", long_text()),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("recorded_at", timestamp(), nullable=False),
+    )
+    runs = Table(
+        "judge_runs",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("dag_id", String(250), nullable=False),
+        Column("dag_run_id", String(250), nullable=False),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("interval_start", timestamp(), nullable=False),
+        Column("interval_end", timestamp(), nullable=False),
+        Column("extracted", Integer, nullable=False),
+        Column("scored", Integer, nullable=False),
+        Column("from_cache", Integer, nullable=False),
+        Column("errors", Integer, nullable=False),
+        Column("unaccounted", Integer, nullable=False),
+        Column("input_tokens", Integer, nullable=False),
+        Column("output_tokens", Integer, nullable=False),
+        Column("cost_usd", double(), nullable=False),
+        Column("details", json_type()),
+        Column("finished_at", timestamp(), nullable=False),
+    )
+    return items, scores, criterion_scores, errors, runs
+
+
+def message_batches_table(metadata: MetaData) -> Table:
+    return Table(
+        "judge_message_batches",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("batch_index", Integer, primary_key=True),
+        Column("part", Integer, primary_key=True),
+        Column("anthropic_batch_id", String(100), nullable=False, unique=True),
+        Column("requests", Integer, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("created_at", timestamp(), nullable=False),
+    )
+
+
+def alert_tables(metadata: MetaData) -> tuple[Table, Table]:
+    comparisons = Table(
+        "judge_comparisons",
+        metadata,
+        Column("run_key", String(250), primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("segment", String(200), primary_key=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("baseline_n", Integer, nullable=False),
+        Column("current_n", Integer, nullable=False),
+        Column("difference", double()),
+        Column("p_value", double()),
+        Column("details", json_type()),
+    )
+    alert_state = Table(
+        "judge_alert_state",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("regression", String(300), primary_key=True),
+        Column("difference", double(), nullable=False),
+        Column("opened_at", timestamp(), nullable=False),
+    )
+    return comparisons, alert_state
+
+
+def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Calibration against a rubric's human golden set (:mod:`judgeflow.storage.calibrations`).
+
+    ``judge_calibrations``: one row per criterion per calibration run (its columns are read by the
+    UI as they are; ``run_id`` is appended). ``judge_calibration_runs``: one row per run, with the
+    canaries, the verbosity correlation and the verdict.
+    """
+    calibrations = Table(
+        "judge_calibrations",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("criterion", String(40), nullable=False),
+        Column("golden_set", long_text(), nullable=False),
+        Column("n", Integer, nullable=False),
+        *[Column(f"{m}{s}", double()) for m in ("kappa", "spearman", "mae") for s in ("", "_low", "_high")],
+        Column("passed", Boolean, nullable=False),
+        Column("calibrated_at", timestamp(), nullable=False),
+        Column("run_id", Integer, nullable=False),
+        Index("ix_judge_calibrations_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
+    )
+    runs = Table(
+        "judge_calibration_runs",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rubric_name", String(64), nullable=False),
+        Column("rubric_version", String(64), nullable=False),
+        Column("model", String(100), nullable=False),
+        Column("golden_set", long_text(), nullable=False),
+        Column("items", Integer, nullable=False),
+        Column("judged", Integer, nullable=False),
+        Column("canaries_total", Integer, nullable=False),
+        Column("canaries_failed", Integer, nullable=False),
+        Column("length_spearman", double()),
+        Column("human_length_spearman", double()),
+        Column("cost_usd", double(), nullable=False),
+        Column("passed", Boolean, nullable=False),
+        Column("reason", long_text(), nullable=False),
+        Column("calibrated_at", timestamp(), nullable=False),
+        Column("judge_endpoint", String(300)),  # the API base URL that judged the golden set
+        Index("ix_judge_calibration_runs_version", "rubric_name", "rubric_version", "model", "calibrated_at"),
+    )
+    return calibrations, runs
+
+
+# --- the Airflow UI view (judgeflow.ui) -----------------------------------------------------------
+
+
+def daily_scores_table(metadata: MetaData) -> Table:
+    """Per rubric version, day (the responses' ``created_at``, UTC), metric and score value: how many
+    responses and the sum of their exact scores.
+
+    A few hundred rows a day however many responses, so the view's trend and weekly distributions
+    read kilobytes instead of aggregating millions of criterion rows per page view. Refreshed for
+    the days a run touched by :func:`judgeflow.storage.daily_scores.refresh_daily_scores`; ``overall``
+    values are bucketed to 0.01 (``total`` keeps the exact mean), criterion values are exact.
+    """
+    return Table(
+        "judge_daily_scores",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("day", Date, primary_key=True),
+        Column("metric", String(64), primary_key=True),
+        Column("value", double(), primary_key=True),
+        Column("n", Integer, nullable=False),
+        Column("total", double(), nullable=False),
+    )
+
+
+def judge_scores_indexes(scores: Table) -> list[Index]:
+    """Indexes the view's queries need: ``ix_judge_scores_rubric_overall`` serves the lowest-scoring
+    responses (an ordered walk from the bottom instead of a sort of the whole version)."""
+    return [Index("ix_judge_scores_rubric_overall", scores.c.rubric_name, scores.c.rubric_version, scores.c.overall)]

@@ -1,0 +1,104 @@
+"""judgeflow's tables under Alembic, on SQLite files: head agrees with the models, and runs refuse a schema
+of another revision with a message that names both revisions and the command to run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, Integer, MetaData, create_engine, inspect
+
+from judgeflow.errors import ConfigError
+from judgeflow.storage import migrate
+from judgeflow.storage.schema import all_tables
+
+SECOND = '''"""A nullable column, as a later release would add one (docs/development.md)."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("judge_runs", sa.Column("note", sa.String(100), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("judge_runs", "note")
+'''
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+
+
+@pytest.fixture
+def newer_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """judgeflow's migrations plus a revision 0002, as the next release would ship them."""
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "versions" / "0002_note.py").write_text(SECOND, encoding="utf-8")
+    monkeypatch.setattr(migrate, "MIGRATIONS", folder)
+    return folder
+
+
+def test_head_creates_exactly_the_tables_the_code_defines(engine: Engine) -> None:
+    migrate.upgrade(engine, id_type=Integer())
+
+    models = MetaData()
+    all_tables(models, Integer())
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), models)
+    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name == migrate.VERSION_TABLE)]
+    assert diff == []  # a change to storage/schema.py without a revision fails here
+    assert migrate.current(engine) == migrate.head()
+    migrate.check(engine)  # at head: no complaint
+
+
+def test_upgrade_is_idempotent_and_keeps_rows(engine: Engine) -> None:
+    migrate.upgrade(engine, id_type=Integer())
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO judge_alert_state VALUES ('r', 'v', 'overall', -0.5, '2026-11-01')")
+
+    assert migrate.upgrade(engine, id_type=None) == (migrate.head(), migrate.head())
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM judge_alert_state").scalar_one() == 1
+
+
+def test_a_warehouse_without_the_tables_is_refused_with_the_command(engine: Engine) -> None:
+    with pytest.raises(ConfigError, match=r"not in the warehouse yet.*revision is 0001.*`judgeflow db upgrade`"):
+        migrate.check(engine)
+
+
+def test_an_older_schema_names_both_revisions_and_the_command(engine: Engine, newer_release: Path) -> None:
+    migrate.upgrade(engine, id_type=Integer())
+    with engine.begin() as conn:  # back to what release 0.1 left: revision 0001, no note column
+        conn.exec_driver_sql("UPDATE judgeflow_alembic_version SET version_num = '0001'")
+        conn.exec_driver_sql("ALTER TABLE judge_runs DROP COLUMN note")
+
+    with pytest.raises(ConfigError, match=r"at schema revision 0001, this judgeflow needs 0002.*judgeflow db upgrade"):
+        migrate.check(engine)
+    assert migrate.upgrade(engine, id_type=None) == ("0001", "0002")
+    assert "note" in {c["name"] for c in inspect(engine).get_columns("judge_runs")}
+    migrate.check(engine)
+
+
+def test_a_newer_schema_names_both_revisions(
+    engine: Engine, newer_release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate.upgrade(engine, id_type=Integer())  # by the newer release
+    monkeypatch.undo()  # this judgeflow: head 0001
+
+    with pytest.raises(ConfigError, match=r"at schema revision 0002, which this judgeflow \(revision 0001\) does not"):
+        migrate.check(engine)
+    with pytest.raises(ConfigError, match="0002"):
+        migrate.upgrade(engine, id_type=None)  # and never "upgrades" it backwards
