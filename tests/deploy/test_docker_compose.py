@@ -231,7 +231,8 @@ def test_dockerfile_extends_the_official_airflow_33_image_and_installs_the_packa
     assert version is not None and version.group(1).startswith("3.3.")
     assert re.search(r"^FROM apache/airflow:\$\{AIRFLOW_VERSION\}", dockerfile, re.MULTILINE)
     assert re.search(
-        r'pip install .*-c /opt/judgeflow/constraints.txt "apache-airflow==\$\{AIRFLOW_VERSION\}" /opt/judgeflow$',
+        r'pip install .*-c /opt/judgeflow/constraints.txt "apache-airflow==\$\{AIRFLOW_VERSION\}" \\\n'
+        r'\s+"/opt/judgeflow\$\{JUDGEFLOW_EXTRAS:\+\[\$JUDGEFLOW_EXTRAS\]\}"$',
         dockerfile,
         re.MULTILINE,
     )
