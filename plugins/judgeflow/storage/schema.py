@@ -104,6 +104,8 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         Column("cost_usd", Float, nullable=False),
         Column("details", JSON),
         Column("finished_at", DateTime(timezone=True), nullable=False),
+        Column("suite", String(64)),  # the suite whose DAG ran (NULL: a run from before suites)
+        Column("sample_rate", Float),  # sampling.rate the run staged with (NULL: before sampling, so 1)
     )
     return items, scores, criterion_scores, errors, runs
 

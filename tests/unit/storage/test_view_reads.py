@@ -112,7 +112,7 @@ def test_daily_scores_give_the_exact_daily_means(warehouse: Warehouse) -> None:
 def test_refresh_is_idempotent_and_follows_the_run_items(warehouse: Warehouse) -> None:
     staged = warehouse.stage_run(
         run_key="k1",
-        rubric=load_rubric(ROOT / "include" / "rubrics", "helpfulness"),  # staged under its own version
+        rubrics=[load_rubric(ROOT / "include" / "rubrics", "helpfulness")],  # staged under its own version
         start=END - DAY,
         end=END,
         rescore=True,
