@@ -168,11 +168,11 @@ def seed_search_events(engine: Engine, rows: Iterator[dict[str, Any]], *, table:
     metadata = MetaData()
     events = search_events_table(metadata, table)
     metadata.create_all(engine, tables=[events], checkfirst=True)
-    rows = list(rows)
+    listed = list(rows)
     with engine.begin() as conn:
-        for start in range(0, len(rows), 1000):
-            conn.execute(events.insert(), rows[start : start + 1000])
-    return sum(1 for r in rows if r["kind"] == "answer")
+        for start in range(0, len(listed), 1000):
+            conn.execute(events.insert(), listed[start : start + 1000])
+    return sum(1 for r in listed if r["kind"] == "answer")
 
 
 def alpaca_responses(
