@@ -39,7 +39,8 @@ class StackEndpoints:
     warehouse_url: str
     emulator_url: str
     api_port: int
-    settings_path: Path
+    dags_folder: Path  # the project's DAG files, and a downstream DAG on the suites' scores Assets
+    include_dir: Path  # the suites (include/judgeflow.yaml + include/suites/), read at parse time
     worker_concurrency: int
     slack_url: str  # the local webhook receiver standing in for on-call's Slack
     run_deadline_hours: float  # the DAG's deadline alert, short enough to pass during a run
@@ -61,7 +62,7 @@ def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file:
     env.update(
         {
             "AIRFLOW_HOME": str(endpoints.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(endpoints.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -81,8 +82,9 @@ def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__SECRET_KEY": jwt_secret,
             "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
-            # Runs come from the REST API and the backfill only: no run for "today" competes with them.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # On: Asset events start runs (the search suite, the downstream DAG). The support suite's cron
+            # makes one run for today at start, which judges nothing and ends before the checked runs.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
             "AIRFLOW_CONN_ANTHROPIC_DEFAULT": json.dumps(
                 {"conn_type": "anthropic", "password": "stack-test-key", "host": endpoints.emulator_url}
             ),
@@ -92,7 +94,7 @@ def shared_env(endpoints: StackEndpoints, *, jwt_secret: str, api_password_file:
             "AIRFLOW_CONN_JUDGE_CACHE": endpoints.cache_url,
             "AIRFLOW_CONN_SLACK_ONCALL": slack_connection_json(endpoints.slack_url),
             "JUDGEFLOW_RUN_DEADLINE_HOURS": str(endpoints.run_deadline_hours),
-            "JUDGEFLOW_SETTINGS": str(endpoints.settings_path),
+            "JUDGEFLOW_INCLUDE_DIR": str(endpoints.include_dir),
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
         }
