@@ -85,6 +85,8 @@ class RunHealth:
     left_for_budget: int
     cost_usd: float
     budget_usd: float | None
+    sample_rate: float = 1.0
+    """The suite's sampling rate for this run: staged and scored count a sample when it is under 1."""
 
     @property
     def coverage(self) -> float | None:
@@ -309,6 +311,7 @@ class Reader:
                 left_for_budget=int((r["details"] or {}).get("left_for_budget", 0)),
                 cost_usd=float(r["cost_usd"]),
                 budget_usd=budget,
+                sample_rate=float(r["sample_rate"]) if r.get("sample_rate") is not None else 1.0,
             )
             for r in rows
         ]
