@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
-from sqlalchemy import create_engine
+from sqlalchemy import MetaData, create_engine
 
 from judgeflow_devkit import PROJECT_ROOT
 
@@ -38,10 +38,9 @@ def write_deployment(folder: Path, suites: int) -> Path:
     """An include folder with ``suites`` suite files over shared defaults; returns it."""
     from judgeflow_devkit.sample_data import search_events_table, source_table
 
+    folder.mkdir(parents=True)
     warehouse = folder / "warehouse.sqlite"
     engine = create_engine(f"sqlite:///{warehouse}")
-    from sqlalchemy import MetaData
-
     metadata = MetaData()
     source_table(metadata)
     search_events_table(metadata)
@@ -112,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="judgeflow-bench-parse-") as tmp:
         home = Path(tmp) / "airflow"
         home.mkdir()
-        os.environ.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+        os.environ.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            }
+        )
         rows = []
         for n in (1, args.suites):
             include = write_deployment(Path(tmp) / f"n{n}", n)
