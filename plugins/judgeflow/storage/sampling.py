@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, and_, case, delete, exists, literal, select
 
 from judgeflow.config import SamplingConfig
+from judgeflow.errors import ConfigError
 from judgeflow.storage.engine import errors_as
 
 if TYPE_CHECKING:
@@ -158,6 +159,8 @@ def sample_candidates(
     The caller cuts the kept ids into batches under ``run_key`` and drops both scratch keys
     (:func:`scratch_keys`); a rerun drops them first, so a task killed half-way leaves nothing
     that a later run reads."""
+    if rule.by is not None and rule.by not in warehouse.segment_names():
+        raise ConfigError(f"sampling.by: the source has no column {rule.by!r}")
     items = warehouse.items
     candidates_key, sample_key = scratch_keys(run_key)
     sq = eligible.subquery()

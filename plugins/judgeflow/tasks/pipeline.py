@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from judgeflow.errors import ConfigError, WarehouseError
+from judgeflow.errors import WarehouseError
 from judgeflow.records import BatchRef
 from judgeflow.rubric import Rubric
 from judgeflow.rubrics.estimate import price_staged
@@ -88,8 +88,6 @@ def _extract(job: Job) -> list[dict[str, Any]]:
 
     run, warehouse, sample = job.run, job.warehouse, job.sample
     warehouse.ensure_schema()
-    if sample.active and sample.by and sample.by not in warehouse.segment_names():
-        raise ConfigError(f"{job.suite.path}: sampling.by: the source has no column {sample.by!r}")
     count = warehouse.stage_run(
         run_key=run.run_key,
         rubrics=job.rubrics,
