@@ -126,7 +126,7 @@ def discover_suites(include_dir: str | Path) -> SuiteCatalog:
     loaded: list[Suite] = []
     for path in files:
         try:
-            loaded.append(_load(path, defaults, include))
+            loaded.append(_with_rubrics(_load(path, defaults, include)))
         except ConfigError as exc:
             problems.append(SuiteProblem(path, _without_path(exc)))
     suites = _distinct(loaded, problems)
@@ -136,7 +136,7 @@ def discover_suites(include_dir: str | Path) -> SuiteCatalog:
 def _legacy_catalog(include: Path) -> SuiteCatalog:
     path = include / DEFAULTS_FILE
     try:
-        return SuiteCatalog(include, (load_suite(path),), ())
+        return SuiteCatalog(include, (_with_rubrics(load_suite(path)),), ())
     except ConfigError as exc:
         return SuiteCatalog(include, (), (SuiteProblem(path, _without_path(exc)),))
 
@@ -190,13 +190,20 @@ def _merge(defaults: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked(suite: Suite) -> Suite:
-    """What one key cannot check alone: the sampling segment is a source column, the rubrics exist."""
+    """What one key cannot check alone: the sampling segment is one of the source's segment columns."""
     settings, path = suite.settings, suite.path
     by = settings.sampling.by
     if by is not None and by not in settings.source.segment_columns:
         raise ConfigError(
             f"{path}: sampling.by: {by!r} is not one of source.segment_columns {list(settings.source.segment_columns)}"
         )
+    return suite
+
+
+def _with_rubrics(suite: Suite) -> Suite:
+    """At discovery, the suite's rubric files exist (a task loads and validates them when it runs;
+    the view and the commands, which may not need them, never check)."""
+    settings, path = suite.settings, suite.path
     for name in settings.rubric_names:
         rubric_file = rubric_path(settings.rubric_dir, name)
         if not rubric_file.exists():

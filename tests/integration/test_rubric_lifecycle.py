@@ -177,7 +177,7 @@ def test_a_dry_run_prices_the_run_and_judges_nothing(env: Env, records_of: Any) 
     assert count(env.engine, "SELECT COUNT(*) FROM judge_scores") == 0
     assert count(env.engine, "SELECT COUNT(*) FROM judge_run_items") == 0, "a dry run leaves no work list"
     messages = [r.getMessage() for r in log_records]
-    assert any(m.startswith("estimated cost: ") and "responses" in m for m in messages), messages
+    assert any(m.startswith("estimated cost under helpfulness: ") and "responses" in m for m in messages), messages
 
 
 def test_a_backfill_over_the_cap_is_refused_before_spending(
