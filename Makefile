@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LOCK   := constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo test lint format docs lock clean bench bench-cost bench-ui bench-warehouse calibrate stack-test
+.PHONY: demo test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse calibrate stack-test
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(BIN)/.installed: $(BIN)/uv pyproject.toml devkit/pyproject.toml $(LOCK)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c $(LOCK) -e '.[dev]'
 	touch $@
 
-demo: $(BIN)/.installed  ## seed SQLite, start the emulator, run the DAG for one day, print the scores
+demo: $(BIN)/.installed  ## seed SQLite, start the emulator, run each example suite's DAG for one day, print the scores
 	$(BIN)/judgeflow-dev demo
 
 test: $(BIN)/.installed  ## the whole test suite (unit, DAG, deploy, integration, the Celery stack)
@@ -54,8 +54,11 @@ bench-ui: $(BIN)/.installed  ## the UI view's page, chart and JSON times at 10k,
 bench-warehouse: $(BIN)/.installed  ## stage and read a 1,000,000-row day on PostgreSQL and DuckDB: seconds, peak memory
 	$(BIN)/judgeflow-dev bench-warehouse
 
+bench-parse: $(BIN)/.installed  ## the DAG files' parse time with 50 suites vs 1 (SUITES=... to change)
+	$(BIN)/judgeflow-dev bench-parse --suites $(or $(SUITES),50)
+
 calibrate: $(BIN)/.installed  ## judge the rubric's golden set with the emulator, print the table (RUBRIC=...)
 	$(BIN)/judgeflow-dev calibrate --emulator $(if $(RUBRIC),--rubric $(RUBRIC))
 
-stack-test: $(BIN)/.installed  ## the DAG + a 3-day backfill on CeleryExecutor: Postgres, Redis, 2 workers (~3 min)
+stack-test: $(BIN)/.installed  ## two suites at once + a 3-day backfill on CeleryExecutor: Postgres, Redis, 2 workers (~5 min)
 	$(BIN)/judgeflow-dev stack-test

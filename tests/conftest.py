@@ -40,6 +40,8 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # dag.test() cannot finish a DAG with a deadline in Airflow 3.3.2 (judgeflow/run_deadline.py)
         "JUDGEFLOW_RUN_DEADLINE_HOURS": "off",
+        # the suite check asks warehouses about tables at parse time; only tests of that check turn it on
+        "JUDGEFLOW_SOURCE_CHECK_SECONDS": "0",
     }
 )
 
@@ -49,8 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         os.environ.pop(name, None)
     for name in list(os.environ):
-        if name.startswith("AIRFLOW_CONN_") or name in ("JUDGEFLOW_SETTINGS", "ANTHROPIC_API_KEY"):
+        if name.startswith("AIRFLOW_CONN_") or name in _MACHINE_SETTINGS:
             os.environ.pop(name)
+
+
+_MACHINE_SETTINGS = ("JUDGEFLOW_SETTINGS", "JUDGEFLOW_INCLUDE_DIR", "ANTHROPIC_API_KEY")
 
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

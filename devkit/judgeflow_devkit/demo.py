@@ -1,8 +1,9 @@
-"""``judgeflow-dev demo`` (``make demo``): the whole pipeline on a fresh machine, in a minute.
+"""``judgeflow-dev demo`` (``make demo``): the whole pipeline on a fresh machine, in a minute or two.
 
-Seeds an embedded SQLite warehouse with 8 days of generated support answers (a quality drop in one
-topic on the last day), starts the Messages API emulator (unless ``ANTHROPIC_API_KEY`` is set),
-runs the real DAG for one day with ``airflow dags test`` and prints what the run stored.
+Seeds an embedded SQLite warehouse with 8 days of each shipped suite's application data: the
+support bot's answers (a table, with a quality drop in one topic on the last day) and the search
+assistant's JSON log events. Starts the Messages API emulator (unless ``ANTHROPIC_API_KEY`` is
+set), runs each suite's DAG for one day with ``airflow dags test`` and prints what each stored.
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ from sqlalchemy import create_engine
 
 from judgeflow_devkit import PROJECT_ROOT
 
+SUITES = ("support", "search_assistant")
+"""The suites ``include/suites/`` ships; each has its DAG, ``llm_judge__<suite>``."""
+
 
 def run_demo(*, workdir: Path, per_day: int) -> int:
     """Everything the README's first command promises, on a fresh folder each time."""
     from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
-    from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
+    from judgeflow_devkit.sample_data import (
+        generate_responses,
+        generate_search_events,
+        seed_search_events,
+        seed_warehouse,
+    )
 
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     day = today - dt.timedelta(days=1)
@@ -37,7 +46,9 @@ def run_demo(*, workdir: Path, per_day: int) -> int:
         count=per_day, end=today, days=1, seed=2, first_id=7 * per_day + 1, low_quality_topic="shipping"
     )
     seeded = seed_warehouse(engine, baseline) + seed_warehouse(engine, current)
-    print(f"seeded {seeded} responses (8 days, a quality drop in 'shipping' on {day:%Y-%m-%d}) into {warehouse}")
+    print(f"seeded {seeded} support answers (8 days, a quality drop in 'shipping' on {day:%Y-%m-%d}) into {warehouse}")
+    events = seed_search_events(engine, generate_search_events(count=8 * per_day, end=today, days=8, seed=3))
+    print(f"seeded {events} search assistant answers (8 days, JSON events in search_events)")
 
     env = airflow_env(workdir / "airflow", warehouse)
     emulator = None
@@ -55,26 +66,31 @@ def run_demo(*, workdir: Path, per_day: int) -> int:
     try:
         airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
         _run([airflow, "db", "migrate"], env, quiet=True)
-        print(
-            f"running: airflow dags test llm_judge_daily {today:%Y-%m-%d}  (judges {day:%Y-%m-%d}; "
-            f"log: {workdir / 'dag_test.log'})"
-        )
-        with (workdir / "dag_test.log").open("w") as log_file:
-            code = subprocess.call(
-                [airflow, "dags", "test", "llm_judge_daily", today.strftime("%Y-%m-%d")],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        codes = {suite: _dags_test(airflow, env, suite, today, workdir) for suite in SUITES}
     finally:
         if emulator is not None:
             emulator.stop()
-    if code != 0:
-        print(f"the DAG run failed (exit {code}); see {workdir / 'dag_test.log'}", file=sys.stderr)
-        return code
     from judgeflow_devkit.demo_report import print_report
 
-    return print_report(engine, warehouse=warehouse, log_path=workdir / "dag_test.log")
+    failed = {suite: code for suite, code in codes.items() if code != 0}
+    for suite, code in failed.items():
+        print(f"the {suite} DAG run failed (exit {code}); see {workdir / f'dag_test_{suite}.log'}", file=sys.stderr)
+    shown = print_report(engine, warehouse=warehouse, suites=SUITES, logs=workdir)
+    return next(iter(failed.values()), shown)
+
+
+def _dags_test(airflow: str, env: dict[str, str], suite: str, today: dt.datetime, workdir: Path) -> int:
+    """``airflow dags test`` of one suite's DAG; its output goes to a log file of its own."""
+    dag_id, log_path = f"llm_judge__{suite}", workdir / f"dag_test_{suite}.log"
+    judged = today - dt.timedelta(days=1)
+    print(f"running: airflow dags test {dag_id} {today:%Y-%m-%d}  (judges {judged:%Y-%m-%d}; log: {log_path})")
+    with log_path.open("w") as log_file:
+        return subprocess.call(
+            [airflow, "dags", "test", dag_id, today.strftime("%Y-%m-%d")],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def airflow_env(airflow_home: Path, warehouse: Path) -> dict[str, str]:
@@ -89,6 +105,7 @@ def airflow_env(airflow_home: Path, warehouse: Path) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
             "AIRFLOW_CONN_JUDGE_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
+            "JUDGEFLOW_INCLUDE_DIR": str(PROJECT_ROOT / "include"),  # the shipped suites, whatever the shell says
             # `airflow dags test` cannot finish a DAG with a deadline in Airflow 3.3.2 (run_deadline.py)
             "JUDGEFLOW_RUN_DEADLINE_HOURS": "off",
             "NO_PROXY": "127.0.0.1,localhost",

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Engine, Integer, MetaData, String, Table, Text
 
 TOPICS = ("billing", "shipping", "returns", "account", "product")
 
@@ -125,6 +125,54 @@ def seed_warehouse(engine: Engine, rows: Iterator[dict[str, Any]], *, table: str
             conn.execute(source.insert(), chunk)
             inserted += len(chunk)
     return inserted
+
+
+LOCALES = {"en": 0.6, "de": 0.2, "fr": 0.12, "ja": 0.06, "pt": 0.02}
+"""The search assistant's locales and their shares: a stratified sample keeps the small ones."""
+
+
+def search_events_table(metadata: MetaData, name: str = "search_events") -> Table:
+    """The second example application's log: one JSON event per search, answers among other kinds."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("logged_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("kind", String(20), nullable=False),
+        Column("payload", JSON, nullable=False),
+    )
+
+
+def generate_search_events(
+    *, count: int, end: dt.datetime, days: int = 1, seed: int = 11, first_id: int = 1
+) -> Iterator[dict[str, Any]]:
+    """``count`` answer events (and one click event per ten) over the ``days`` before ``end``; the
+    answers are :func:`generate_responses`' (so the awkward ones too), with a locale each."""
+    rng = random.Random(seed)
+    locales, shares = list(LOCALES), list(LOCALES.values())
+    for row in generate_responses(count=count, end=end, days=days, seed=seed, first_id=first_id):
+        payload = {
+            "query": row["question"],
+            "answer": row["response"],
+            "passages": row["context"],
+            "locale": rng.choices(locales, weights=shares)[0],
+        }
+        yield {"id": row["id"], "logged_at": row["created_at"], "kind": "answer", "payload": payload}
+        if row["id"] % 10 == 0:  # events the suite's query leaves out
+            click = {"query": row["question"], "clicked": 1}
+            yield {"id": row["id"] + 5_000_000, "logged_at": row["created_at"], "kind": "click", "payload": click}
+
+
+def seed_search_events(engine: Engine, rows: Iterator[dict[str, Any]], *, table: str = "search_events") -> int:
+    """Create the events table if missing and insert the rows; returns how many answer events."""
+    metadata = MetaData()
+    events = search_events_table(metadata, table)
+    metadata.create_all(engine, tables=[events], checkfirst=True)
+    listed = list(rows)
+    with engine.begin() as conn:
+        for start in range(0, len(listed), 1000):
+            conn.execute(events.insert(), listed[start : start + 1000])
+    return sum(1 for r in listed if r["kind"] == "answer")
 
 
 def alpaca_responses(

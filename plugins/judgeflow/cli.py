@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         commands.add_parser(name, help=help_text, add_help=False)
     rollup = commands.add_parser("rollup", help="rebuild judge_daily_scores for a rubric version and days")
-    rollup.add_argument("--settings", type=Path, default=None, help="settings file (default: include/judgeflow.yaml)")
+    rollup.add_argument("--settings", type=Path, default=None, help="settings or suite file (include/judgeflow.yaml)")
     rollup.add_argument("--url", help="SQLAlchemy URL of the warehouse (default: the judge_warehouse connection)")
     rollup.add_argument("--rubric", help="rubric name (default: the settings' rubric)")
     rollup.add_argument("--version", required=True, help="rubric version key, as in judge_scores")
@@ -90,12 +90,12 @@ def _db(args: argparse.Namespace) -> int:
 
 def _rollup(args: argparse.Namespace) -> int:
     """For a warehouse that had scores before the view existed, or after scores were written by hand."""
-    from judgeflow.config import load_settings
     from judgeflow.connections import server_connection, warehouse_target
     from judgeflow.storage.daily_scores import refresh_daily_scores
     from judgeflow.storage.warehouse import Warehouse
+    from judgeflow.suite import load_suite
 
-    settings = load_settings(args.settings or default_settings_path())
+    settings = load_suite(args.settings or default_settings_path()).settings  # a suite file over its defaults
     url = args.url or warehouse_target(
         settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from judgeflow.errors import ConfigError
 
@@ -21,9 +21,15 @@ class _Frozen(BaseModel):
 
 
 class SourceConfig(_Frozen):
-    """Where the application's responses live, and which column holds what."""
+    """Where the application's responses live, and which column holds what.
+
+    A ``table`` (or a view) is reflected; a ``query`` (a ``SELECT`` whose output columns carry the
+    names below, for logs that keep question and response in JSON columns) replaces the table, and
+    its id column's type is ``id_type``, since a query cannot be reflected."""
 
     table: str = "app_responses"
+    query: str | None = Field(None, description="a SELECT whose output columns are named as below")
+    id_type: Literal["integer", "string"] = Field("integer", description="the id column's type, for a query")
     id_column: str = "id"
     created_at_column: str = "created_at"
     question_column: str = "question"
@@ -147,10 +153,56 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
+class SamplingConfig(_Frozen):
+    """Judge a deterministic sample instead of every response (:mod:`judgeflow.storage.sampling`).
+
+    A response is in the sample when a hash of ``salt`` and its id falls under the rate, so every
+    rubric and every rerun of a run sees the same sample. ``by`` stratifies on one of the source's
+    ``segment_columns``: ``rates`` sets a segment value's own rate, and ``min_per_segment`` keeps at
+    least that many responses of each segment value in a run's interval (the lowest hashes first)."""
+
+    rate: float = Field(1.0, gt=0, le=1, description="share of responses judged; 1 = all")
+    salt: str | None = Field(None, description="default: the suite's name")
+    by: str | None = Field(None, description="a segment column to stratify on")
+    rates: dict[str, float] = Field(default_factory=dict, description="rate per value of `by`")
+    min_per_segment: int = Field(0, ge=0, description="at least this many per value of `by` and interval")
+
+    @model_validator(mode="after")
+    def _rates_need_by(self) -> SamplingConfig:
+        if (self.rates or self.min_per_segment) and not self.by:
+            raise ValueError("sampling.rates and sampling.min_per_segment need sampling.by (a segment column)")
+        bad = {k: v for k, v in self.rates.items() if not 0 < v <= 1}
+        if bad:
+            raise ValueError(f"sampling.rates must be in (0, 1]: {bad}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """False when every response is judged (the rate and every segment's rate are 1)."""
+        return self.rate < 1 or any(v < 1 for v in self.rates.values())
+
+
+CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+
+
+class UpstreamAsset(_Frozen):
+    """Schedule a suite on its application's log load instead of a cron: the Asset that load updates."""
+
+    asset: str = Field(min_length=3, description="the upstream Asset's URI, e.g. s3://logs/support/")
+    name: str | None = Field(None, description="the Asset's name, if the producer gave it one")
+
+
 class Settings(_Frozen):
-    """Everything a run needs besides connections."""
+    """Everything a run needs besides connections: one suite's settings (see :mod:`judgeflow.suite`)."""
 
     rubric: str = "helpfulness"
+    rubrics: tuple[str, ...] = Field((), description="several rubrics judge the same responses; default [rubric]")
+    schedule: str | UpstreamAsset | None = Field("@daily", description="a cron or preset, an upstream Asset, or null")
+    sampling: SamplingConfig = SamplingConfig()
+    description: str = Field("", description="what the suite judges, for the DAG's doc")
+    owner: str = "data-platform"
+    tags: tuple[str, ...] = ()
+    dag_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,200}$", description="default llm_judge__<suite>")
     rubric_dir: str = "rubrics"
     mode: Literal["realtime", "batch"] = "realtime"
     embedded_warehouse_path: str = "../.judgeflow/warehouse.sqlite"
@@ -166,6 +218,28 @@ class Settings(_Frozen):
     ui: UiConfig = UiConfig()
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     calibration: CalibrationConfig = Field(default_factory=lambda: CalibrationConfig())
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | UpstreamAsset | None) -> str | UpstreamAsset | None:
+        if isinstance(value, str) and value not in CRON_PRESETS:
+            from croniter import croniter
+
+            if not croniter.is_valid(value):
+                raise ValueError(f"{value!r} is neither a cron expression nor one of {', '.join(CRON_PRESETS)}")
+        return value
+
+    @field_validator("rubrics")
+    @classmethod
+    def _distinct_rubrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"rubrics must be distinct, got {list(value)}")
+        return value
+
+    @property
+    def rubric_names(self) -> tuple[str, ...]:
+        """The rubrics that judge this suite's responses: ``rubrics``, else the one ``rubric``."""
+        return self.rubrics or (self.rubric,)
 
     def price_for(self, model: str) -> ModelPrice:
         """The price of ``model``, matching dated ids (``claude-haiku-4-5-20251001``) by prefix."""
@@ -213,44 +287,86 @@ def default_settings_path() -> Path:
 
 
 def load_settings(path: str | Path, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read the settings file; relative paths in it are taken from the file's folder."""
+    """Read a whole settings file; relative paths in it are taken from the file's folder."""
     path = Path(path)
+    raw = read_settings_file(path)
+    raw.update(overrides or {})
+    return resolve_paths(validate_settings(raw, source=str(path)), path.parent)
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The file's mapping of keys to values, unvalidated; every problem names the file."""
     if not path.exists():
         raise ConfigError(f"settings file {path} not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: settings must be a mapping of keys to values, not {type(raw).__name__}")
-    raw = dict(raw or {})
-    raw.update(overrides or {})
+    return dict(raw or {})
+
+
+def validate_settings(raw: dict[str, Any], *, source: str) -> Settings:
+    """Typed settings from a mapping; an unknown key or a bad value is a :class:`ConfigError`
+    naming ``source`` and the key (``source.tabel: Extra inputs are not permitted``)."""
     try:
-        settings = Settings.model_validate(raw)
+        return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from exc
+        raise ConfigError(f"{source}: {_describe(exc)}") from exc
+
+
+def resolve_paths(settings: Settings, folder: Path) -> Settings:
+    """Relative paths made absolute from ``folder``; absolute paths and URLs stay as they are."""
     return settings.model_copy(
         update={
-            "rubric_dir": _beside(path, settings.rubric_dir),
-            "embedded_warehouse_path": _beside(path, settings.embedded_warehouse_path),
-            "cache": settings.cache.model_copy(update={"embedded_path": _beside(path, settings.cache.embedded_path)}),
+            "rubric_dir": _beside(folder, settings.rubric_dir),
+            "embedded_warehouse_path": _beside(folder, settings.embedded_warehouse_path),
+            "cache": settings.cache.model_copy(update={"embedded_path": _beside(folder, settings.cache.embedded_path)}),
             "alerts": settings.alerts.model_copy(
-                update={"report_folder": _beside_unless_url(path, settings.alerts.report_folder)}
+                update={"report_folder": _beside_unless_url(folder, settings.alerts.report_folder)}
             ),
             "calibration": settings.calibration.model_copy(
-                update={"golden_dir": _beside(path, settings.calibration.golden_dir)}
+                update={"golden_dir": _beside(folder, settings.calibration.golden_dir)}
             ),
         }
     )
 
 
-def _beside_unless_url(settings_file: Path, value: str) -> str:
-    return value if "://" in value else _beside(settings_file, value)
+PATH_KEYS: tuple[tuple[str, ...], ...] = (
+    ("rubric_dir",),
+    ("embedded_warehouse_path",),
+    ("cache", "embedded_path"),
+    ("alerts", "report_folder"),
+    ("calibration", "golden_dir"),
+)
+"""The settings that are paths, so a file's relative paths can be made absolute before files merge."""
 
 
-def _beside(settings_file: Path, value: str) -> str:
+def absolutize_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``raw`` with the relative paths it sets made absolute from ``folder`` (URLs left alone)."""
+    out = dict(raw)
+    for keys in PATH_KEYS:
+        if len(keys) == 1:
+            if isinstance(out.get(keys[0]), str):
+                out[keys[0]] = _beside_unless_url(folder, out[keys[0]])
+            continue
+        section = out.get(keys[0])
+        if isinstance(section, dict) and isinstance(section.get(keys[1]), str):
+            out[keys[0]] = {**section, keys[1]: _beside_unless_url(folder, section[keys[1]])}
+    return out
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: suites parse at DAG parse time
+
+
+def _beside_unless_url(folder: Path, value: str) -> str:
+    return value if "://" in value else _beside(folder, value)
+
+
+def _beside(folder: Path, value: str) -> str:
     candidate = Path(value)
-    return str(candidate if candidate.is_absolute() else (settings_file.parent / candidate).resolve())
+    return str(candidate if candidate.is_absolute() else (folder / candidate).resolve())
 
 
 def parse_run_params(params: dict[str, Any]) -> RunParams:
@@ -261,7 +377,29 @@ def parse_run_params(params: dict[str, Any]) -> RunParams:
 
 
 def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors())
+    """One line per problem, ``key.path: what is wrong``; an unknown key also lists the keys its
+    section takes, so a typo is found without opening the docs."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        hint = ""
+        if err["type"] == "extra_forbidden":
+            section, allowed = ".".join(map(str, err["loc"][:-1])) or "the file", _section_keys(err["loc"][:-1])
+            hint = f" (unknown key; {section} takes: {allowed})" if allowed else ""
+        parts.append(f"{where}: {err['msg']}{hint}")
+    return "; ".join(parts)
+
+
+def _section_keys(loc: tuple[Any, ...]) -> str:
+    """The keys the settings section at ``loc`` takes, or "" when it is not a settings model."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    return ", ".join(model.model_fields)
 
 
 # --- calibration ---------------------------------------------------------------------------------

@@ -127,17 +127,32 @@ class ErrorRecord:
 
 @dataclass(frozen=True, slots=True)
 class BatchRef:
-    """What XCom carries to a mapped score task: a key into ``judge_run_items``, never texts."""
+    """What XCom carries to a mapped score task: a key into ``judge_run_items``, never texts.
+
+    ``run_key`` is the run's one staging; ``rubric`` the rubric this task judges the batch under,
+    and ``result_key`` the key its Message Batches are recorded under (the run key, or with several
+    rubrics the run key and the rubric). Empty for a descriptor from before suites: the run's rubric."""
 
     run_key: str
     batch_index: int
     size: int
     first_id: str
     last_id: str
+    rubric: str = ""
+    result_key: str = ""
 
     @property
     def label(self) -> str:
-        return f"batch {self.batch_index} ({self.size} responses, ids {self.first_id}..{self.last_id})"
+        judged = f"{self.rubric} " if self.rubric else ""
+        return f"{judged}batch {self.batch_index} ({self.size} responses, ids {self.first_id}..{self.last_id})"
+
+    @property
+    def batches_key(self) -> str:
+        """The key of this task's rows in ``judge_message_batches``."""
+        return self.result_key or self.run_key
+
+    def for_rubric(self, rubric: str, result_key: str) -> BatchRef:
+        return BatchRef(self.run_key, self.batch_index, self.size, self.first_id, self.last_id, rubric, result_key)
 
     def to_xcom(self) -> dict[str, Any]:
         return {
@@ -146,6 +161,8 @@ class BatchRef:
             "size": self.size,
             "first_id": self.first_id,
             "last_id": self.last_id,
+            "rubric": self.rubric,
+            "result_key": self.result_key,
         }
 
     @classmethod

@@ -1,4 +1,7 @@
-"""The DAG folder imports cleanly and the DAG has the shape, defaults and docs we promise."""
+"""The DAG folder imports cleanly and each suite's DAG has the shape, defaults and docs we promise.
+
+The DAGs are the shipped suites' (``include/suites/``); every check holds for each of them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ import time
 
 import pytest
 
-from tests.support.dag_runs import DAG_ID, ROOT
+from tests.support.dag_runs import ROOT
+
+SUITE_DAGS = ("llm_judge__support", "llm_judge__search_assistant")
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +21,18 @@ def bag():  # type: ignore[no-untyped-def]
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
+@pytest.fixture(params=SUITE_DAGS)
+def dag_id(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 def test_dag_folder_imports_without_errors(bag) -> None:  # type: ignore[no-untyped-def]
     assert bag.import_errors == {}
-    assert DAG_ID in bag.dag_ids
+    assert set(bag.dag_ids) == set(SUITE_DAGS), "one DAG per shipped suite, and nothing else"
 
 
-def test_tasks_and_dependencies(bag) -> None:  # type: ignore[no-untyped-def]
-    dag = bag.dags[DAG_ID]
+def test_tasks_and_dependencies(bag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
+    dag = bag.dags[dag_id]
     assert set(dag.task_ids) == {
         "calibrate_rubric",
         "extract_responses",
@@ -40,35 +50,41 @@ def test_tasks_and_dependencies(bag) -> None:  # type: ignore[no-untyped-def]
     assert dag.get_task("summarize_run").trigger_rule == "none_failed"
 
 
-def test_score_batch_is_mapped_with_a_readable_label(bag) -> None:  # type: ignore[no-untyped-def]
+def test_score_batch_is_mapped_with_a_readable_label(bag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     from judgeflow.tasks.operators import ScoreBatchOperator
 
-    task = bag.dags[DAG_ID].get_task("score_batch")
+    task = bag.dags[dag_id].get_task("score_batch")
     assert isinstance(task, MappedOperator)
     assert task.operator_class is ScoreBatchOperator
     assert task.map_index_template == "{{ batch_label }}"
     assert task.pool == "judge_api", "the pool caps score tasks running at once"
 
 
-def test_defaults_owner_retries_and_failure_notifier(bag) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("dag_id", "owner", "slack"),
+    [
+        pytest.param("llm_judge__support", "support-ml", "slack_oncall", id="support"),
+        pytest.param("llm_judge__search_assistant", "search-team", "slack_search", id="search_assistant"),
+    ],
+)
+def test_defaults_owner_retries_and_failure_notifier(bag, dag_id: str, owner: str, slack: str) -> None:  # type: ignore[no-untyped-def]
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    dag = bag.dags[DAG_ID]
-    assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+    dag = bag.dags[dag_id]
     assert dag.catchup is False
-    assert dag.doc_md and "Triage" in dag.doc_md
+    assert dag.doc_md and "Triage" in dag.doc_md and f"`{slack}`" in dag.doc_md
     for task in dag.tasks:
-        assert task.owner == "data-platform"
+        assert task.owner == owner, "the suite's owner"
         assert task.retries == 2
         callbacks = task.on_failure_callback
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        assert any(isinstance(cb, SlackWebhookNotifier) for cb in callbacks)
+        assert [cb.slack_webhook_conn_id for cb in callbacks if isinstance(cb, SlackWebhookNotifier)] == [slack]
 
 
-def test_params_for_manual_runs(bag) -> None:  # type: ignore[no-untyped-def]
-    params = bag.dags[DAG_ID].params
+def test_params_for_manual_runs(bag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
+    params = bag.dags[dag_id].params
     assert set(params.keys()) == {"rubric", "limit", "rescore", "mode", "dry_run"}
     assert params["dry_run"] is False, "a run judges unless it is asked only to price"
     assert params["rescore"] is False

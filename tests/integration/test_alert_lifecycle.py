@@ -17,7 +17,7 @@ from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import anthropic_connection, sqlite_connection
-from tests.support.dag_runs import run_dag, write_settings
+from tests.support.dag_runs import deploy, run_dag, write_settings
 from tests.support.warehouse_checks import count
 
 DAY = dt.timedelta(days=1)
@@ -42,7 +42,7 @@ def test_drop_alerts_once_then_recovers(tmp_path: Path, airflow_db: Path, monkey
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + 2 * DAY, 22_000, drop=False))
     settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0})
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 
     with SlackReceiver() as slack, EmulatorServer(EmulatorConfig(latency_median_s=0.002)) as emulator:
@@ -79,7 +79,7 @@ def test_slack_down_keeps_the_alert_for_the_next_run(
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY, 20_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
     settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0})
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 
     with SlackReceiver(status=500) as slack, EmulatorServer(EmulatorConfig(latency_median_s=0.002)) as emulator:

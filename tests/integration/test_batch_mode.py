@@ -20,7 +20,7 @@ from judgeflow.rubric import load_rubric
 from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer, emulated_scores
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import anthropic_connection, sqlite_connection
-from tests.support.dag_runs import ROOT, run_judged_by, write_settings
+from tests.support.dag_runs import ROOT, deploy, run_judged_by, write_settings
 from tests.support.warehouse_checks import count, outcome_counts, run_row
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -48,7 +48,7 @@ def test_batch_mode_scores_everything_at_the_batch_price(
 ) -> None:
     rows = list(unique_rows(40, seed=41))
     seed_warehouse(warehouse, iter(rows))
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path, **FAST_BATCHES)))
+    deploy(monkeypatch, write_settings(tmp_path, **FAST_BATCHES))
     config = EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.3, seed=3)
     result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
 
@@ -81,7 +81,7 @@ def test_errored_and_expired_requests_are_judged_again_in_realtime(
     tmp_path: Path, airflow_db: Path, warehouse: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_warehouse(warehouse, unique_rows(60, seed=42))
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path, **FAST_BATCHES)))
+    deploy(monkeypatch, write_settings(tmp_path, **FAST_BATCHES))
     config = EmulatorConfig(
         latency_median_s=0.005, batch_processing_s=0.3, batch_rate_errored=0.2, batch_rate_expired=0.2, seed=5
     )
@@ -104,7 +104,6 @@ def test_a_big_batch_is_split_and_a_killed_task_reattaches_instead_of_paying_twi
 
     seed_warehouse(warehouse, unique_rows(35, seed=43))
     settings = write_settings(tmp_path, mode="batch", batch_mode={"poll_interval_s": 0.1, "max_requests": 10})
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
     dag_run = SimpleNamespace(dag_id="llm_judge_daily", run_id=f"killed_{secrets.token_hex(3)}", run_after=RUN_DATE)
 
     def context() -> dict[str, Any]:
@@ -116,12 +115,12 @@ def test_a_big_batch_is_split_and_a_killed_task_reattaches_instead_of_paying_twi
     with EmulatorServer(EmulatorConfig(latency_median_s=0.005, batch_processing_s=processing_s)) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
         (batch,) = pipeline.extract_responses(str(settings), context())
-        first = ScoreBatchOperator(task_id="score_batch", settings_path=str(settings), batch=batch)
+        first = ScoreBatchOperator(task_id="score_batch", suite=str(settings), batch=batch)
         with pytest.raises(TaskDeferred) as deferred:
             first.execute(context())  # submits, then the worker dies while deferred
         assert emulator.stats()["batches_created"] == 4, "35 requests at 10 a batch"
 
-        retry = ScoreBatchOperator(task_id="score_batch", settings_path=str(settings), batch=batch)
+        retry = ScoreBatchOperator(task_id="score_batch", suite=str(settings), batch=batch)
         with pytest.raises(TaskDeferred) as again:
             retry.execute(context())
         assert emulator.stats()["batches_created"] == 4, "the retry re-attached"
@@ -132,7 +131,7 @@ def test_a_big_batch_is_split_and_a_killed_task_reattaches_instead_of_paying_twi
     assert totals["scored_from_batches"] == 35
     assert count(warehouse, "SELECT COUNT(*) FROM judge_scores") == 35
     assert count(warehouse, "SELECT COUNT(*) FROM judge_message_batches WHERE status = 'collected'") == 4
-    summary = pipeline.summarize_run(str(settings), [totals], context())
+    summary = pipeline.summarize_run(str(settings), [totals], context())["rubrics"]["helpfulness"]
     assert (summary["extracted"], summary["scored"], summary["unaccounted"]) == (35, 35, 0)
     assert run_row(warehouse, dag_run.run_id)["scored"] == 35
 
@@ -161,7 +160,7 @@ def test_realtime_retries_after_a_batch_count_against_the_run_budget(
     the next run as ``budget_exhausted`` instead of being judged in realtime over the cap."""
     seed_warehouse(warehouse, unique_rows(40, seed=44))
     settings = write_settings(tmp_path, **FAST_BATCHES, budget={"max_cost_usd_per_run": 0.0001})
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    deploy(monkeypatch, settings)
     config = EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.3, batch_rate_errored=0.3, seed=6)
     result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
 
@@ -189,7 +188,6 @@ def test_each_run_of_the_operator_opens_one_engine_and_disposes_of_it(
 
     seed_warehouse(warehouse, unique_rows(12, seed=45))
     settings = write_settings(tmp_path, **FAST_BATCHES)
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
     dag_run = SimpleNamespace(dag_id="llm_judge_daily", run_id=f"once_{secrets.token_hex(3)}", run_after=RUN_DATE)
 
     def context() -> dict[str, Any]:
@@ -212,7 +210,7 @@ def test_each_run_of_the_operator_opens_one_engine_and_disposes_of_it(
 
         monkeypatch.setattr(storage_engine, "create_engine", counting_create)
         monkeypatch.setattr(Engine, "dispose", counting_dispose)
-        operator = ScoreBatchOperator(task_id="score_batch", settings_path=str(settings), batch=batch)
+        operator = ScoreBatchOperator(task_id="score_batch", suite=str(settings), batch=batch)
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context())  # submit, then defer
         assert (len(opened), set(disposed)) == (1, set(opened)), "execute: one engine, disposed on deferral"
@@ -229,7 +227,7 @@ def test_a_response_whose_result_never_comes_back_is_judged_again_in_realtime(
     """The API promises a result per request; when a line is missing anyway, the response is not left
     with neither a score nor an error: it is judged again in realtime, like an errored one."""
     seed_warehouse(warehouse, unique_rows(40, seed=46))
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path, **FAST_BATCHES)))
+    deploy(monkeypatch, write_settings(tmp_path, **FAST_BATCHES))
     config = EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.3, batch_rate_dropped=0.25, seed=7)
     result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
 

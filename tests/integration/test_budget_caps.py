@@ -84,7 +84,6 @@ def env(
         budget={"max_cost_usd_per_run": RUN_CAP, "max_cost_usd_per_day": DAY_CAP, "expected_output_tokens": 60},
     )
     port, _ = private_redis
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(path))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_CACHE", f"redis://127.0.0.1:{port}/0")
     ledger = redis.Redis(host="127.0.0.1", port=port)

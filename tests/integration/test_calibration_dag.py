@@ -25,7 +25,7 @@ from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import anthropic_connection, sqlite_connection
-from tests.support.dag_runs import ROOT, run_dag, write_settings
+from tests.support.dag_runs import ROOT, deploy, run_dag, write_settings
 from tests.support.warehouse_checks import count
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -53,7 +53,7 @@ def env(tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> It
         calibration={"golden_dir": str(golden_dir), "bootstrap_resamples": 200},
         alerts={"min_rolling_average": 0.0, "min_samples": 1000},  # quality alerts stay out of Slack here
     )
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
     yield Env(engine, tmp_path, golden_dir)
     engine.dispose()

@@ -19,7 +19,7 @@ from judgeflow.rubric import load_rubric
 from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer, emulated_scores
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import anthropic_connection, sqlite_connection
-from tests.support.dag_runs import ROOT, run_dag, write_settings
+from tests.support.dag_runs import ROOT, deploy, run_dag, write_settings
 from tests.support.warehouse_checks import count, outcome_counts, run_row
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)  # judges 2026-11-19
@@ -37,7 +37,7 @@ class Env:
 def env(tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     warehouse = tmp_path / "warehouse.sqlite"
     engine = create_engine(f"sqlite:///{warehouse}")
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path)))
+    deploy(monkeypatch, write_settings(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
     with EmulatorServer(EmulatorConfig(latency_median_s=0.005)) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
@@ -142,7 +142,7 @@ def test_malformed_verdicts_are_recorded_then_picked_up_by_the_next_run(
     warehouse = tmp_path / "warehouse.sqlite"
     engine = create_engine(f"sqlite:///{warehouse}")
     seed_warehouse(engine, (r for r in generate_responses(count=20, end=RUN_DATE, seed=8) if r["id"] > 5))
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path)))
+    deploy(monkeypatch, write_settings(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 
     with EmulatorServer(EmulatorConfig(latency_median_s=0.005, rate_malformed=1.0)) as broken:

@@ -22,7 +22,7 @@ from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import POSTGRES_URL, REDIS_ADDRESS, anthropic_connection, require_tcp
-from tests.support.dag_runs import run_dag, write_settings
+from tests.support.dag_runs import deploy, run_dag, write_settings
 from tests.support.warehouse_checks import outcome_counts, run_row
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -87,7 +87,7 @@ def test_postgres_redis_and_slack_end_to_end(
         with_nonce(with_quality_drop((r for r in today if r["id"] >= 5005), {"shipping", "billing"}), nonce),
     )
     Warehouse(warehouse, SourceConfig()).upgrade_schema()  # `judgeflow db upgrade`, once per release
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path, batching={"batch_size": 50})))
+    deploy(monkeypatch, write_settings(tmp_path, batching={"batch_size": 50}))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", postgres_connection(schema))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_CACHE", "redis://127.0.0.1:6379/0")
 
@@ -137,7 +137,7 @@ def test_unreachable_redis_means_uncached_not_failed(
         ),
     )
     Warehouse(warehouse, SourceConfig()).upgrade_schema()
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(write_settings(tmp_path)))
+    deploy(monkeypatch, write_settings(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", postgres_connection(schema))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_CACHE", "redis://127.0.0.1:1/0")
 

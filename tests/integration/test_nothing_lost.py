@@ -45,7 +45,6 @@ def setup(tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> 
     rows = generate_responses(count=25, end=RUN_DATE, seed=51)
     seed_warehouse(engine, ({**r, "question": f"{r['question']} #{nonce}"} for r in rows if r["id"] > 5))
     settings = write_settings(tmp_path, cache={"enabled": False}, batching={"batch_size": 10})
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(path))
     with EmulatorServer(EmulatorConfig(latency_median_s=0.002)) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
@@ -90,10 +89,10 @@ def test_a_lost_response_is_counted_as_unaccounted_and_logged(
         conn.execute(text("DELETE FROM judge_criterion_scores WHERE response_id = :id"), {"id": lost})
         conn.execute(text("DELETE FROM judge_scores WHERE response_id = :id"), {"id": lost})
 
-    summary = pipeline.summarize_run(settings, results, run_context(run_id))
+    summary = pipeline.summarize_run(settings, results, run_context(run_id))["rubrics"]["helpfulness"]
 
     assert (summary["extracted"], summary["scored"], summary["errors"]) == (20, 19, 0)
     assert summary["unaccounted"] == 1
     assert run_row(engine, run_id)["unaccounted"] == 1
     errors = [r.getMessage() for r in log if r.levelno == logging.ERROR]
-    assert errors == ["1 staged responses have neither a score nor an error row"]
+    assert errors == ["helpfulness: 1 staged responses have neither a score nor an error row"]

@@ -26,7 +26,7 @@ from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import anthropic_connection, sqlite_connection
-from tests.support.dag_runs import ROOT, RunResult, run_dag, write_settings
+from tests.support.dag_runs import ROOT, RunResult, deploy, run_dag, write_settings
 from tests.support.warehouse_checks import count
 
 FIRST_RUN = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)  # judges 2026-11-15
@@ -75,7 +75,7 @@ def env(tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> It
     url = f"sqlite:///{warehouse}"
     engine = create_engine(url)
     seed_warehouse(engine, unique_rows())
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
     with EmulatorServer(EmulatorConfig(latency_median_s=0.005)) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ANTHROPIC_DEFAULT", anthropic_connection(emulator.url))
@@ -177,14 +177,14 @@ def test_a_dry_run_prices_the_run_and_judges_nothing(env: Env, records_of: Any) 
     assert count(env.engine, "SELECT COUNT(*) FROM judge_scores") == 0
     assert count(env.engine, "SELECT COUNT(*) FROM judge_run_items") == 0, "a dry run leaves no work list"
     messages = [r.getMessage() for r in log_records]
-    assert any(m.startswith("estimated cost: ") and "responses" in m for m in messages), messages
+    assert any(m.startswith("estimated cost under helpfulness: ") and "responses" in m for m in messages), messages
 
 
 def test_a_backfill_over_the_cap_is_refused_before_spending(
     env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capped = write_settings(tmp_path, rubric_dir=str(env.rubric_file.parent), budget={"max_backfill_cost_usd": 0.001})
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(capped))
+    deploy(monkeypatch, capped)
 
     result = run_dag(FIRST_RUN + DAY, conf={"rescore": True})
 

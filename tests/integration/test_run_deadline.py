@@ -18,8 +18,9 @@ import pytest
 
 from judgeflow.tasks.deadline import RUN_DEADLINE_ENV
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
-from tests.support.dag_runs import DAG_ID, ROOT
+from tests.support.dag_runs import ROOT
 
+DAG_ID = "llm_judge__support"  # a shipped suite's DAG (include/suites/support.yaml); its on-call is slack_oncall
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 

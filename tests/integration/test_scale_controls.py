@@ -20,7 +20,7 @@ from judgeflow.config import Settings
 from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import REDIS_ADDRESS, anthropic_connection, require_tcp, sqlite_connection
-from tests.support.dag_runs import run_dag, write_settings
+from tests.support.dag_runs import deploy, run_dag, write_settings
 from tests.support.warehouse_checks import count, outcome_counts, run_row
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -50,7 +50,7 @@ def test_faults_and_a_budget_cap_lose_nothing_and_overspend_at_most_the_requests
         },
         budget={"max_cost_usd_per_run": cap},
     )
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
     faults = EmulatorConfig(
         latency_median_s=0.005,
@@ -121,7 +121,6 @@ def test_two_score_tasks_sharing_the_redis_limiter_stay_under_the_api_limit(
         batching={"batch_size": 80},
         limits={"requests_per_minute": 1200},
     )
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_CACHE", "redis://127.0.0.1:6379/0")
     run_id = f"limiter_{secrets.token_hex(4)}"

@@ -27,23 +27,30 @@ class RunResult:
         return self.task_states.get(task_id, [])
 
 
-def load_dag() -> Any:
+def deploy(monkeypatch: Any, settings: Path) -> Path:
+    """Lay out a deployment around ``settings``: its folder is the include folder the DAG files
+    read at parse time (``JUDGEFLOW_INCLUDE_DIR``), so the DAG's tasks get this file as their suite."""
+    monkeypatch.setenv("JUDGEFLOW_INCLUDE_DIR", str(settings.parent))
+    return settings
+
+
+def load_dag(dag_id: str = DAG_ID) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.dags[DAG_ID]
+    dag = bag.dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
     return dag
 
 
-def run_dag(logical_date: dt.datetime, conf: dict[str, Any] | None = None) -> RunResult:
+def run_dag(logical_date: dt.datetime, conf: dict[str, Any] | None = None, *, dag_id: str = DAG_ID) -> RunResult:
     """One DAG run for ``logical_date`` (it judges the day before), with states read back."""
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session
 
-    dag = load_dag()
+    dag = load_dag(dag_id)
     dag_run = dag.test(logical_date=logical_date, run_conf=conf)
     with create_session() as session:
         rows = session.query(TaskInstance).filter(TaskInstance.run_id == dag_run.run_id).all()

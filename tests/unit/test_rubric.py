@@ -133,8 +133,8 @@ def test_missing_rubric_file_names_the_path_and_lists_available(tmp_path: Path) 
     assert "['alpha', 'beta']" in message
 
 
-def test_missing_rubric_in_the_shipped_folder_lists_helpfulness() -> None:
-    with pytest.raises(ConfigError, match=r"available: \['helpfulness'\]"):
+def test_missing_rubric_in_the_shipped_folder_lists_the_shipped_rubrics() -> None:
+    with pytest.raises(ConfigError, match=r"available: \['concision', 'faithfulness', 'helpfulness'\]"):
         load_rubric(RUBRIC_DIR, "harmlessness")
 
 

@@ -126,7 +126,6 @@ def pipeline_cost(emulator_url: str, rows: list[dict[str, Any]], *, mode: str) -
         ),
         encoding="utf-8",
     )
-    os.environ["JUDGEFLOW_SETTINGS"] = str(settings)
     os.environ.pop("AIRFLOW_CONN_JUDGE_CACHE", None)
     os.environ["AIRFLOW_CONN_JUDGE_WAREHOUSE"] = json.dumps({"conn_type": "sqlite", "host": str(warehouse)})
     os.environ["AIRFLOW_CONN_ANTHROPIC_DEFAULT"] = json.dumps(
@@ -145,7 +144,7 @@ def pipeline_cost(emulator_url: str, rows: list[dict[str, Any]], *, mode: str) -
             while batch_stages.next_wait(job, hook, batch) is not None:
                 time.sleep(0.1)
             results.append(batch_stages.collect_message_batches(job, hook, batch))
-    summary = pipeline.summarize_run(str(settings), results, context)
+    (summary,) = pipeline.summarize_run(str(settings), results, context)["rubrics"].values()
     if summary["scored"] != len(rows):
         raise SystemExit(f"{mode}: scored {summary['scored']} of {len(rows)}")
     return float(summary["cost_usd"])

@@ -118,7 +118,6 @@ def bench_pipeline(backend: str, emulator_url: str, args: argparse.Namespace) ->
     seeded = seed_warehouse(engine, rows(args, args.n, nonce))
     settings = folder / "judgeflow.yaml"
     settings.write_text(yaml.safe_dump(bench_settings(args, folder, seeded)), encoding="utf-8")
-    os.environ["JUDGEFLOW_SETTINGS"] = str(settings)
     os.environ["AIRFLOW_CONN_JUDGE_WAREHOUSE"] = json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": url}})
     os.environ["AIRFLOW_CONN_JUDGE_CACHE"] = "redis://127.0.0.1:6379/0"
     os.environ["AIRFLOW_CONN_ANTHROPIC_DEFAULT"] = json.dumps(
@@ -134,7 +133,7 @@ def bench_pipeline(backend: str, emulator_url: str, args: argparse.Namespace) ->
         outcomes = list(pool.map(score_in_worker, [(str(settings), b, context["dag_run"].run_id) for b in batches]))
     wall = time.perf_counter() - started
     after = emulator_stats(emulator_url)
-    summary = pipeline.summarize_run(str(settings), [o["totals"] for o in outcomes], context)
+    (summary,) = pipeline.summarize_run(str(settings), [o["totals"] for o in outcomes], context)["rubrics"].values()
     cleanup()
     return Figures(
         name=f"judgeflow on {backend}",

@@ -16,10 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = StackOptions()
     p = argparse.ArgumentParser(
         prog="judgeflow-dev stack-test",
-        description="Run the daily DAG and a backfill on a native CeleryExecutor stack (Postgres, Redis, "
+        description="Run two suites at once and a backfill on a native CeleryExecutor stack (Postgres, Redis, "
         "api-server, scheduler, dag-processor, triggerer, 2 workers) and check the result.",
     )
     p.add_argument("--per-day", type=int, default=defaults.per_day, help="responses of the triggered run's day")
+    p.add_argument("--search-answers", type=int, default=defaults.search_answers, help="the search suite's answers")
     p.add_argument("--backfill-per-day", type=int, default=defaults.backfill_per_day)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="responses per mapped score task")
     p.add_argument("--pool-slots", type=int, default=defaults.pool_slots, help="slots of the judge_api pool")
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     options = dataclasses.replace(
         StackOptions(),
         per_day=args.per_day,
+        search_answers=args.search_answers,
         backfill_per_day=args.backfill_per_day,
         batch_size=args.batch_size,
         pool_slots=args.pool_slots,

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, bindparam, inspect, text
 
-from judgeflow_devkit.sample_data import AWKWARD_RESPONSES, generate_responses, seed_warehouse
+from judgeflow_devkit.sample_data import (
+    AWKWARD_RESPONSES,
+    generate_responses,
+    generate_search_events,
+    seed_search_events,
+    seed_warehouse,
+)
 
 DAY = dt.timedelta(days=1)
 AWKWARD_ROWS = len(AWKWARD_RESPONSES)  # generate_responses' first rows: NULL, empty, oversized… (not all scored)
@@ -50,6 +56,77 @@ def seed_days(engine: Engine, days: Sequence[dt.date], *, per_day: int, first_id
         )
         next_id += per_day + AWKWARD_ROWS
     return inserted
+
+
+def seed_search(engine: Engine, *, count: int, start: dt.datetime, end: dt.datetime, first_id: int, seed: int) -> int:
+    """``count`` search assistant answers (JSON events, with click events between them the suite's
+    query leaves out) spread over [start, end), each with a ticket number; returns how many answers."""
+    span_days = (end - start) / DAY
+    rows = generate_search_events(count=count + AWKWARD_ROWS, end=end, days=1, seed=seed, first_id=first_id)
+    kept = []
+    for row in rows:
+        if row["kind"] == "answer" and row["id"] < first_id + AWKWARD_ROWS:
+            continue
+        at = end - (end - row["logged_at"]) * span_days  # squeezed into [start, end)
+        payload = {**row["payload"], "query": f"{row['payload']['query']} (ticket {row['id']})"}
+        kept.append({**row, "logged_at": at, "payload": payload})
+    return seed_search_events(engine, iter(kept))
+
+
+@dataclass(frozen=True)
+class SuiteCount:
+    """What one run of a sampled, several-rubric suite staged, and what each rubric made of it."""
+
+    staged: int
+    population: int
+    scored: dict[str, int]  # rubric -> staged responses with a score from this run
+    errors: dict[str, int]  # rubric -> staged responses with an error row
+    stray: int  # scores of this run for responses it did not stage
+
+    def judged_once_each(self, rubrics: Sequence[str]) -> bool:
+        return (
+            self.staged > 0
+            and all(self.scored.get(r) == self.staged and not self.errors.get(r) for r in rubrics)
+            and self.stray == 0
+        )
+
+
+def count_suite_run(engine: Engine, *, run_key: str, run_id: str, rubrics: Sequence[str], answers: str) -> SuiteCount:
+    """Per rubric, the staged responses of ``run_key`` scored by ``run_id``; ``answers`` is the
+    suite's source query (its population is every answer it gives)."""
+    staged_ids = "SELECT response_id FROM judge_run_items WHERE run_key = :key"
+    with engine.connect() as conn:
+        staged = conn.execute(text(f"SELECT COUNT(*) FROM ({staged_ids}) s"), {"key": run_key}).scalar_one()
+        population = conn.execute(text(f"SELECT COUNT(*) FROM ({answers}) a")).scalar_one()
+        scored, errors = {}, {}
+        for rubric in rubrics:
+            params = {"key": run_key, "run": run_id, "rubric": rubric}
+            scored[rubric] = int(
+                conn.execute(
+                    text(
+                        f"SELECT COUNT(*) FROM judge_scores WHERE rubric_name = :rubric AND dag_run_id = :run "
+                        f"AND response_id IN ({staged_ids})"
+                    ),
+                    params,
+                ).scalar_one()
+            )
+            errors[rubric] = int(
+                conn.execute(
+                    text(
+                        "SELECT COUNT(*) FROM judge_errors WHERE rubric_name = :rubric "
+                        f"AND response_id IN ({staged_ids})"
+                    ),
+                    params,
+                ).scalar_one()
+            )
+        stray = conn.execute(
+            text(
+                f"SELECT COUNT(*) FROM judge_scores WHERE dag_run_id = :run AND rubric_name IN :rubrics "
+                f"AND response_id NOT IN ({staged_ids})"
+            ).bindparams(bindparam("rubrics", expanding=True)),
+            {"key": run_key, "run": run_id, "rubrics": list(rubrics)},
+        ).scalar_one()
+    return SuiteCount(int(staged), int(population), scored, errors, int(stray))
 
 
 def count_day(engine: Engine, day: dt.date) -> DayCount:
@@ -104,9 +181,9 @@ def judged_without_cache(engine: Engine, run_ids: Sequence[str]) -> int:
         )
 
 
-def batch_requests(engine: Engine, run_ids: Sequence[str]) -> int:
-    """Requests these runs sent as Message Batches (``judge_message_batches``)."""
-    keys = [f"llm_judge_daily/{run_id}" for run_id in run_ids]
+def batch_requests(engine: Engine, dag_id: str, run_ids: Sequence[str]) -> int:
+    """Requests these runs of ``dag_id`` (of one rubric) sent as Message Batches (``judge_message_batches``)."""
+    keys = [f"{dag_id}/{run_id}" for run_id in run_ids]
     with engine.connect() as conn:
         return int(
             conn.execute(

@@ -19,13 +19,15 @@ from judgeflow_devkit.stack import ledger, observe, topology
 class StackOptions:
     """Sizes and rates of one stack run (``judgeflow-dev stack-test --help`` names each)."""
 
-    per_day: int = 1200
+    per_day: int = 800
+    search_answers: int = 400  # the search suite's answers (JSON events) in the hours before the run
+    search_sample_rate: float = 0.5
     backfill_per_day: int = 200
     batch_size: int = 150
     pool_slots: int = 4
     worker_concurrency: int = 2
     judge_concurrency: int = 16
-    rpm: float = 3000.0
+    rpm: float = 1200.0  # low enough that the two suites together would pass it without the shared limiter
     latency_median_s: float = 0.2
     batch_processing_s: float = 8.0
     server_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -42,6 +44,9 @@ class StackReport:
     failures: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     triggered_run: dict[str, Any] = field(default_factory=dict)
+    search_run: dict[str, Any] = field(default_factory=dict)
+    search: ledger.SuiteCount | None = None
+    downstream_runs: list[dict[str, Any]] = field(default_factory=list)
     workers: list[observe.WorkerFigures] = field(default_factory=list)
     overlaps: int = 0
     overlap_seconds: float = 0.0
@@ -79,16 +84,28 @@ def iter_report_lines(report: StackReport) -> Iterator[str]:
     yield f"  machine: {os.cpu_count()} cores, load average at the end (1, 5, 15 min): {load}"
     if report.workers:
         yield ""
-        yield f"triggered run {report.triggered_run.get('dag_run_id')}: {report.triggered_run.get('state')}"
+        run, search = report.triggered_run, report.search_run
+        yield f"support suite, triggered run {run.get('dag_run_id')}: {run.get('state')}"
+        yield f"search suite, run on its upstream Asset {search.get('dag_run_id')}: {search.get('state')}"
+        if report.search is not None:
+            found = report.search
+            yield (
+                f"search suite: {found.staged} of {found.population} answers sampled and staged once; "
+                f"scored per rubric {found.scored}, errors {found.errors}"
+            )
         yield observe.format_workers(report.workers)
         total = sum(f.responses for f in report.workers)
         yield (
-            f"scoring phase {report.scoring_seconds:.1f} s for {total} responses: "
+            f"support scoring phase {report.scoring_seconds:.1f} s for {total} responses: "
             f"{total / report.scoring_seconds if report.scoring_seconds else 0:.1f} responses/s end to end; "
-            f"API {report.api_per_second:.1f} requests/s while busy "
-            f"({100 * report.api_per_second / (opts.rpm / 60):.0f}% of the limit), {report.http_429} x 429"
         )
-        yield f"API requests {report.api_requests} for {report.judged_realtime} uncached scores (the rest: cache hits)"
+        yield (
+            f"both suites together: API {report.api_per_second:.1f} requests/s while busy "
+            f"({100 * report.api_per_second / (opts.rpm / 60):.0f}% of the shared limit), {report.http_429} x 429; "
+            f"{report.api_requests} requests for {report.judged_realtime} uncached scores (the rest: cache hits)"
+        )
+        for run in report.downstream_runs:
+            yield f"downstream {run['dag_run_id']} ({run['state']}) on the scores Asset events of {run['from']}"
         yield (
             f"score tasks on different workers running at once: {report.overlaps} pairs, "
             f"longest {report.overlap_seconds:.1f} s"

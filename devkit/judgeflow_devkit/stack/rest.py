@@ -68,6 +68,23 @@ class AirflowRest:
     def dag_runs(self, dag_id: str, *, run_type: str) -> list[dict[str, Any]]:
         return list(self.get(f"/dags/{dag_id}/dagRuns", run_type=run_type, limit=100)["dag_runs"])
 
+    def asset_id(self, uri: str) -> int | None:
+        """The id of the Asset with this URI, once a DAG that names it was parsed."""
+        found = [a for a in self.get("/assets", uri_pattern=uri, limit=100)["assets"] if a["uri"] == uri]
+        return int(found[0]["id"]) if found else None
+
+    def create_asset_event(self, asset_id: int, *, extra: dict[str, Any]) -> None:
+        """What the application's log load does when it has loaded: an event on its Asset."""
+        response = self._client.post("/api/v2/assets/events", json={"asset_id": asset_id, "extra": extra})
+        response.raise_for_status()
+
+    def asset_events(self, asset_id: int) -> list[dict[str, Any]]:
+        return list(self.get("/assets/events", asset_id=asset_id, limit=100)["asset_events"])
+
+    def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The Asset events that triggered a run."""
+        return list(self.get(f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"])
+
     def task_instances(self, dag_id: str, run_id: str, *, task_id: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": 1000}
         if task_id is not None:

@@ -50,7 +50,8 @@ class StackEndpoints:
     warehouse_role: str  # judgeflow's role, created by init; what judge_warehouse logs in as
     emulator_url: str
     api_port: int
-    settings_path: Path
+    dags_folder: Path  # the project's DAG files, and a downstream DAG on the suites' scores Assets
+    include_dir: Path  # the suites (include/judgeflow.yaml + include/suites/), read at parse time
     worker_concurrency: int
     slack_url: str  # the local webhook receiver standing in for on-call's Slack
     run_deadline_hours: float  # the DAG's deadline alert, short enough to pass during a run
@@ -117,7 +118,7 @@ def shared_env(endpoints: StackEndpoints, *, stack_secrets: StackSecrets, api_pa
     env.update(
         {
             "AIRFLOW_HOME": str(endpoints.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(endpoints.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -139,10 +140,11 @@ def shared_env(endpoints: StackEndpoints, *, stack_secrets: StackSecrets, api_pa
             "AIRFLOW__API_AUTH__JWT_SECRET": stack_secrets.jwt_secret,
             "AIRFLOW__API_AUTH__JWT_ISSUER": stack_secrets.jwt_issuer,
             "AIRFLOW__CORE__FERNET_KEY": stack_secrets.fernet_key,
-            # Runs come from the REST API and the backfill only: no run for "today" competes with them.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # On: Asset events start runs (the search suite, the downstream DAG). The support suite's cron
+            # makes one run for today at start, which judges nothing and ends before the checked runs.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
             "JUDGEFLOW_RUN_DEADLINE_HOURS": str(endpoints.run_deadline_hours),
-            "JUDGEFLOW_SETTINGS": str(endpoints.settings_path),
+            "JUDGEFLOW_INCLUDE_DIR": str(endpoints.include_dir),
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
         }

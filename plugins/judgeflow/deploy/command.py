@@ -14,6 +14,7 @@ from pathlib import Path
 from judgeflow.config import default_settings_path, load_settings
 from judgeflow.deploy.init import InitOptions, run_init
 from judgeflow.errors import ConfigError
+from judgeflow.suite import discover_suites
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pool_slots < 1:
         parser.error("--pool-slots must be at least 1")
+    path = args.settings or default_settings_path()
     try:
-        settings = load_settings(args.settings or default_settings_path())
+        settings = load_settings(path)
     except ConfigError as exc:
         parser.error(str(exc))
+    catalog = discover_suites(Path(path).parent)
+    for problem in catalog.problems:  # its DAG shows the same as an import error; init goes on
+        print(f"warning: {problem}")
     options = InitOptions(
         settings=settings,
+        suites=catalog.suites,
         pool_slots=args.pool_slots,
         emulator_url=args.emulator_url,
         anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY") or None,

@@ -24,10 +24,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from judgeflow.config import Settings
+from judgeflow.config import Settings, SourceConfig
 from judgeflow.deploy import metadata, specs, warehouse_role
 from judgeflow.deploy.outcome import InitReport, Outcome
 from judgeflow.errors import ConfigError
+from judgeflow.suite import Suite
 
 if TYPE_CHECKING:
     from judgeflow.judging.redis_client import RedisTarget
@@ -43,6 +44,9 @@ class InitOptions:
     """What one run of init is asked to do; secrets are read from the environment by :mod:`command`."""
 
     settings: Settings
+    suites: tuple[Suite, ...] = ()
+    """The deployment's suites (``include/suites/``): their sources are granted, the connections
+    they name beyond the shared ones are checked."""
     pool_slots: int = 8
     emulator_url: str | None = None
     anthropic_api_key: str | None = None
@@ -77,7 +81,33 @@ def run_init(options: InitOptions) -> InitReport:
         except ConfigError as exc:
             report.add(step.__name__.strip("_"), Outcome.PROBLEM, str(exc))
     _check_warehouse_login(report, ids.warehouse, options.settings)
+    _check_suite_connections(report, options)
     return report
+
+
+def _sources_on(options: InitOptions, conn_id: str) -> list[SourceConfig]:
+    """The sources judgeflow's role reads through warehouse connection ``conn_id``: every suite's on it."""
+    sources = [s.settings.source for s in options.suites if s.settings.connections.warehouse == conn_id]
+    return sources or [options.settings.source]
+
+
+def _check_suite_connections(report: InitReport, options: InitOptions) -> None:
+    """A suite may name its own connections (its warehouse, its on-call channel): init creates the
+    shared ones only, so each other one must exist; what is missing waits for the operator."""
+    shared = set(options.settings.connections.model_dump().values())
+    named: dict[str, list[str]] = {}
+    for suite in options.suites:
+        for conn_id in suite.settings.connections.model_dump().values():
+            if conn_id not in shared:
+                named.setdefault(conn_id, []).append(suite.name)
+    for conn_id, suites in sorted(named.items()):
+        existing, where = metadata.find_connection(conn_id)
+        subject = f"connection {conn_id}"
+        if existing is None:
+            detail = f"named by suite {', '.join(suites)}: add it (airflow connections add)"
+            report.add(subject, Outcome.WAITING, detail)
+        else:
+            report.add(subject, Outcome.UNCHANGED, f"{where} (suite {', '.join(suites)})")
 
 
 def _judge(report: InitReport, options: InitOptions) -> None:
@@ -119,7 +149,7 @@ def _warehouse(report: InitReport, options: InitOptions) -> None:
             report, engine, role, options.warehouse_password, set_password=existing is None
         ):
             return
-        warehouse_role.ensure_grants(report, engine, role, options.settings)
+        warehouse_role.ensure_grants(report, engine, role, options.settings, _sources_on(options, conn_id))
     finally:
         engine.dispose()
     if existing is not None:

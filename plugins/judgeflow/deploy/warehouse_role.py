@@ -17,11 +17,14 @@ depends on the postgres image's first-start scripts.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Engine, Integer, MetaData, create_engine, inspect, literal, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
-from judgeflow.config import Settings
+from judgeflow.config import Settings, SourceConfig
 from judgeflow.deploy.outcome import InitReport, Outcome
 from judgeflow.errors import ConfigError
 from judgeflow.storage.migrate import VERSION_TABLE
@@ -161,17 +164,51 @@ def ensure_role(report: InitReport, engine: Engine, role: str, password: str | N
     return True
 
 
-def ensure_grants(report: InitReport, engine: Engine, role: str, settings: Settings) -> None:
-    """Grant what judgeflow needs and nothing more; only what is missing is granted."""
+def source_tables(engine: Engine, sources: Sequence[SourceConfig]) -> list[str]:
+    """The tables judgeflow's role reads: each table source that exists, and every relation a query
+    source reads, as PostgreSQL's planner names them (``EXPLAIN (FORMAT JSON)``, run as the
+    administrator, so a query is checked without being run). A query that does not plan yet (its
+    tables are not loaded) reads nothing for now: init again later."""
+    found: list[str] = []
+    with engine.connect() as conn:
+        for source in sources:
+            if source.query is None:
+                if inspect(conn).has_table(source.table):
+                    found.append(source.table)
+                continue
+            try:
+                plan = conn.execute(text("EXPLAIN (FORMAT JSON) " + source.query.strip().rstrip(";"))).scalar()
+            except DBAPIError:
+                conn.rollback()
+                continue
+            found += _relations(plan)
+    return sorted(set(found))
+
+
+def _relations(plan: Any) -> list[str]:
+    """Every ``Relation Name`` in a JSON plan, however deep."""
+    if isinstance(plan, dict):
+        own = [str(plan["Relation Name"])] if "Relation Name" in plan else []
+        return own + [r for value in plan.values() for r in _relations(value)]
+    if isinstance(plan, list):
+        return [r for item in plan for r in _relations(item)]
+    return []
+
+
+def ensure_grants(
+    report: InitReport, engine: Engine, role: str, settings: Settings, sources: Sequence[SourceConfig] = ()
+) -> None:
+    """Grant what judgeflow needs and nothing more: SELECT on what every suite on this warehouse
+    reads (``sources``; the settings' own source when none are given); only what is missing is granted."""
     tables, serial = judgeflow_tables(engine, settings)
+    readable = source_tables(engine, sources or [settings.source])
     with engine.begin() as conn:
         database, schema = conn.execute(text("SELECT current_database(), current_schema()")).one()
         wanted: list[tuple[str, str, str, str]] = [  # (check function, object, privilege, GRANT object)
             ("has_database_privilege", database, "CONNECT", f"DATABASE {_quote(engine, database)}"),
             ("has_schema_privilege", schema, "USAGE", f"SCHEMA {_quote(engine, schema)}"),
         ]
-        if inspect(conn).has_table(settings.source.table):
-            source = settings.source.table
+        for source in readable:
             wanted.append(("has_table_privilege", source, "SELECT", f"TABLE {_quote(engine, source)}"))
         for table in tables:
             wanted += [("has_table_privilege", table, p, f"TABLE {_quote(engine, table)}") for p in TABLE_PRIVILEGES]
@@ -188,9 +225,8 @@ def ensure_grants(report: InitReport, engine: Engine, role: str, settings: Setti
         ]
         for privilege, target in missing:
             conn.execute(text(f"GRANT {privilege} ON {target} TO {_quote(engine, role)}"))
-    source_held = any(check == "has_table_privilege" and obj == settings.source.table for check, obj, _, _ in wanted)
     held = f"{len(wanted)} privileges: CONNECT on {database}, USAGE on {schema}"
-    held += (f", SELECT on {settings.source.table}" if source_held else "") + f", DML on {len(tables)} tables"
+    held += (f", SELECT on {', '.join(readable)}" if readable else "") + f", DML on {len(tables)} tables"
     if missing:
         report.add(f"grants to {role}", Outcome.UPDATED, f"granted {len(missing)}: {_grouped(missing)}")
     else:

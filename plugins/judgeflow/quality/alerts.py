@@ -100,6 +100,13 @@ class AlertContext:
     budget_usd: float | None = None
     report_url: str = ""
     """The run's HTML report (distributions and per-segment differences), linked from the message."""
+    sample_rate: float = 1.0
+    """The suite's sampling rate: every n above counts judged responses, a sample when this is under 1."""
+
+    @property
+    def sampled(self) -> str:
+        """``", sample rate 10%"`` when the suite judges a sample, else nothing."""
+        return f", sample rate {self.sample_rate:.0%}" if self.sample_rate < 1 else ""
 
     @property
     def judge_errors(self) -> int:
@@ -131,7 +138,7 @@ def decide_alert(ctx: AlertContext) -> AlertDecision:
     if _below_threshold(ctx) and (announce is None or ROLLING_AVERAGE_KEY in announce):
         reasons.append(
             f"rolling average {ctx.rolling_average:.2f} is below the threshold {ctx.threshold:.2f} "
-            f"(n={ctx.rolling_count})"
+            f"(n={ctx.rolling_count}{ctx.sampled})"
         )
     regressed = [k for k in _regression_keys(ctx) if announce is None or k in announce]
     if regressed:
@@ -314,7 +321,7 @@ def _headline(ctx: AlertContext) -> str:
 
 def _number_fields(ctx: AlertContext) -> list[dict[str, Any]]:
     rolling = (
-        f"{ctx.rolling_average:.2f} vs threshold {ctx.threshold:.2f} (n={ctx.rolling_count})"
+        f"{ctx.rolling_average:.2f} vs threshold {ctx.threshold:.2f} (n={ctx.rolling_count}{ctx.sampled})"
         if ctx.rolling_average is not None
         else f"no scores (threshold {ctx.threshold:.2f})"
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from judgeflow.config import Settings
 from judgeflow.rubric import Rubric
 from judgeflow.rubrics.estimate import CostEstimate, price_staged
+from judgeflow.storage.sampling import SampleRule
 from judgeflow.storage.warehouse import Warehouse
 
 
@@ -35,6 +36,7 @@ def estimate_backfill(
     to_date: dt.date,
     mode: str,
     rescore: bool = True,
+    sample: SampleRule | None = None,
 ) -> list[DayEstimate]:
     """Stage each run of the backfill the way its ``extract_responses`` will, price it, drop it again.
 
@@ -51,12 +53,13 @@ def estimate_backfill(
         try:
             warehouse.stage_run(
                 run_key=run_key,
-                rubric=rubric,
+                rubrics=[rubric],
                 batching=settings.batching,
                 start=start,
                 end=end,
                 rescore=rescore,
                 backlog=logical == from_date,
+                sample=sample,
             )
             estimate = price_staged(warehouse, run_key, rubric, settings, mode=mode)
         finally:
@@ -70,4 +73,5 @@ def backfill_total(days: list[DayEstimate]) -> CostEstimate:
     mode = days[0].estimate.mode if days else "realtime"
     fields = ("responses", "requests", "input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens")
     sums = {f: sum(getattr(d.estimate, f) for d in days) for f in fields}
-    return CostEstimate(mode=mode, cost_usd=round(sum(d.estimate.cost_usd for d in days), 4), **sums)
+    rate = days[0].estimate.sample_rate if days else 1.0
+    return CostEstimate(mode=mode, cost_usd=round(sum(d.estimate.cost_usd for d in days), 4), sample_rate=rate, **sums)

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from judgeflow.config import Settings, default_settings_path, load_settings
+from judgeflow.config import Settings, default_settings_path
 from judgeflow.connections import server_connection, warehouse_target
 from judgeflow.errors import JudgeflowError
 from judgeflow.rubric import Rubric, load_rubric
 from judgeflow.storage.warehouse import Warehouse
+from judgeflow.suite import DEFAULTS_FILE, SUITES_DIR, Suite, load_suite
 
 
 def estimate_main(argv: list[str] | None = None) -> int:
@@ -42,8 +43,12 @@ def estimate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-unscored", action="store_true", help="estimate runs without rescore")
     args = parser.parse_args(argv)
 
-    def run(settings: Settings, rubric: Rubric, warehouse: Warehouse) -> int:
+    def run(suite: Suite, rubric: Rubric, warehouse: Warehouse) -> int:
+        from judgeflow.storage.sampling import SampleRule
+
+        settings = suite.settings
         mode = args.mode or settings.mode
+        sample = SampleRule(settings.sampling, salt=settings.sampling.salt or suite.name)
         days = estimate_backfill(
             warehouse,
             settings,
@@ -52,6 +57,7 @@ def estimate_main(argv: list[str] | None = None) -> int:
             to_date=args.to_date,
             mode=mode,
             rescore=not args.only_unscored,
+            sample=sample,
         )
         print(f"backfill of {rubric.name} {rubric.version_key}, {mode} mode, prices for {rubric.model}:")
         print(f"{'judged day':<12}{'responses':>10}{'requests':>10}{'input tok':>12}{'output tok':>12}{'$':>10}")
@@ -83,7 +89,7 @@ def compare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--movers", type=int, default=5, help="responses that moved most to list")
     args = parser.parse_args(argv)
 
-    def run(settings: Settings, rubric: Rubric, warehouse: Warehouse) -> int:
+    def run(suite: Suite, rubric: Rubric, warehouse: Warehouse) -> int:
         versions = known_versions(warehouse, rubric.name)
         new = args.new or (versions[-1] if versions else None)
         older = versions[: versions.index(new)] if new in versions else []
@@ -107,7 +113,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     for name in ("httpx", "httpx2"):  # one line per judged item would drown the table
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        settings = load_settings(args.settings or default_settings_path())
+        settings = _suite(args, need_suite=False).settings  # the golden set is the rubric's, not a suite's
         with airflow_connection(settings.connections.anthropic):
             return _calibrate(settings, args.rubric, args.url)
     except JudgeflowError as exc:
@@ -122,7 +128,7 @@ def _calibrate(settings: Settings, rubric_name: str | None, url: str | None) -> 
     from judgeflow.rubrics.golden import golden_path, load_golden_set
     from judgeflow.storage.calibrations import CalibrationStore
 
-    rubric = load_rubric(settings.rubric_dir, rubric_name or settings.rubric)
+    rubric = load_rubric(settings.rubric_dir, rubric_name or settings.rubric_names[0])
     golden = load_golden_set(settings.calibration.golden_dir, rubric)
     if golden is None:
         where = golden_path(settings.calibration.golden_dir, rubric.name)
@@ -183,8 +189,9 @@ def airflow_connection(conn_id: str) -> Iterator[None]:
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--settings", type=Path, default=None, help="settings file (default: include/judgeflow.yaml)")
-    parser.add_argument("--rubric", help="rubric name (default: the settings' active rubric)")
+    parser.add_argument("--settings", type=Path, default=None, help="settings or suite file (default: --suite's)")
+    parser.add_argument("--suite", help="a suite of the deployment: include/suites/<SUITE>.yaml")
+    parser.add_argument("--rubric", help="rubric name (default: the suite's first rubric)")
     parser.add_argument("--url", help="warehouse SQLAlchemy URL (default: the judge_warehouse connection)")
     return parser
 
@@ -195,16 +202,34 @@ def _warehouse_target(settings: Settings) -> str | Engine:
     )
 
 
-def _with_warehouse(args: argparse.Namespace, run: Callable[[Settings, Rubric, Warehouse], int]) -> int:
-    """Open settings, rubric and warehouse once for a command, and dispose of the engine after."""
+def _suite(args: argparse.Namespace, *, need_suite: bool = True) -> Suite:
+    """The suite a command works on: ``--settings`` (a suite file or a whole settings file), else
+    ``--suite`` in the deployment's ``include/``, else the default settings file: with suites
+    defined, only the shared defaults, so a command that reads a suite's source asks for one."""
+    if args.settings is not None:
+        return load_suite(args.settings)
+    defaults = default_settings_path()
+    if args.suite:
+        return load_suite(defaults.parent / SUITES_DIR / f"{args.suite}.yaml")
+    if need_suite and defaults.name == DEFAULTS_FILE and any((defaults.parent / SUITES_DIR).glob("*.y*ml")):
+        from judgeflow.errors import ConfigError
+
+        names = sorted(p.stem for p in (defaults.parent / SUITES_DIR).glob("*.y*ml"))
+        raise ConfigError(f"{defaults.parent} holds suites {names}: name one with --suite")
+    return load_suite(defaults)
+
+
+def _with_warehouse(args: argparse.Namespace, run: Callable[[Suite, Rubric, Warehouse], int]) -> int:
+    """Open the suite, rubric and warehouse once for a command, and dispose of the engine after."""
     try:
-        settings = load_settings(args.settings or default_settings_path())
-        rubric = load_rubric(settings.rubric_dir, args.rubric or settings.rubric)
+        suite = _suite(args)
+        settings = suite.settings
+        rubric = load_rubric(settings.rubric_dir, args.rubric or settings.rubric_names[0])
         warehouse = Warehouse.from_url(args.url or _warehouse_target(settings), settings.source)
     except JudgeflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        return run(settings, rubric, warehouse)
+        return run(suite, rubric, warehouse)
     finally:
         warehouse.close()

@@ -18,7 +18,7 @@ It leaves out verdict-cache hits from earlier runs (none after a rubric change),
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from judgeflow.config import Settings
@@ -44,10 +44,13 @@ class CostEstimate:
     cache_read_tokens: int
     output_tokens: int
     cost_usd: float
+    sample_rate: float = 1.0
+    """The suite's sampling rate: ``responses`` is the sample, not the population."""
 
     def describe(self) -> str:
+        sampled = f" (n of a {self.sample_rate:.0%} sample)" if self.sample_rate < 1 else ""
         return (
-            f"{self.responses:,} responses, {self.requests:,} requests ({self.mode}): "
+            f"{self.responses:,} responses{sampled}, {self.requests:,} requests ({self.mode}): "
             f"~{self.input_tokens + self.cache_write_tokens + self.cache_read_tokens:,} input tokens "
             f"({self.cache_read_tokens:,} cache reads), ~{self.output_tokens:,} output tokens, "
             f"~${self.cost_usd:,.2f}"
@@ -99,6 +102,7 @@ def price_staged(warehouse: Warehouse, run_key: str, rubric: Rubric, settings: S
     """The price of a staged work list: its sizes in SQL, output at the rubric's recent mean."""
     sizes = staged_sizes(warehouse, run_key, max_response_chars=settings.judge.max_response_chars)
     seen = mean_output_tokens(warehouse, rubric.name)
-    return estimate_cost(
+    estimate = estimate_cost(
         sizes, rubric, settings, mode=mode, output_tokens_per_request=seen or settings.budget.expected_output_tokens
     )
+    return replace(estimate, sample_rate=settings.sampling.rate)

@@ -27,7 +27,7 @@ class MessageBatchStore:
     ) -> None:
         """Remember a submitted Message Batch before waiting for it (idempotent per task and part)."""
         row = {
-            "run_key": ref.run_key,
+            "run_key": ref.batches_key,
             "batch_index": ref.batch_index,
             "part": part,
             "anthropic_batch_id": anthropic_batch_id,
@@ -43,7 +43,7 @@ class MessageBatchStore:
         table = self.table
         query = (
             select(table)
-            .where(table.c.run_key == ref.run_key, table.c.batch_index == ref.batch_index)
+            .where(table.c.run_key == ref.batches_key, table.c.batch_index == ref.batch_index)
             .order_by(table.c.part)
         )
         with errors_as("read message batches"), self.engine.connect() as conn:

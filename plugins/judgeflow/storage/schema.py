@@ -90,6 +90,8 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         Column("cost_usd", double(), nullable=False),
         Column("details", json_type()),
         Column("finished_at", timestamp(), nullable=False),
+        Column("suite", String(64)),  # the suite whose DAG ran (NULL: a run from before suites)
+        Column("sample_rate", double()),  # sampling.rate the run staged with (NULL: before sampling, so 1)
     )
     return items, scores, criterion_scores, errors, runs
 

@@ -85,6 +85,8 @@ class RunHealth:
     left_for_budget: int
     cost_usd: float
     budget_usd: float | None
+    sample_rate: float = 1.0
+    """The suite's sampling rate for this run: staged and scored count a sample when it is under 1."""
 
     @property
     def coverage(self) -> float | None:
@@ -114,6 +116,7 @@ class Reader:
         self.settings = settings
         self._calibrations, _ = calibration_tables(MetaData())  # its own MetaData: one Reader per build
         self._calibrations_checked: tuple[bool, float] = (False, 0.0)
+        self._sample_rate_checked: tuple[bool, float] = (False, 0.0)
         self._schema_ready = False
 
     # --- scope ----------------------------------------------------------------------------------
@@ -285,8 +288,10 @@ class Reader:
     def run_health(self, scope: Scope) -> list[RunHealth]:
         """The rubric's latest runs, newest first: coverage, errors, cache hits, cost against the budget."""
         runs = self.warehouse.runs
+        columns = [c for c in runs.c if c.name not in ("suite", "sample_rate")]
+        columns += [runs.c.sample_rate] if self._has_sample_rate() else []
         query = (
-            select(runs)
+            select(*columns)
             .where(runs.c.rubric_name == scope.rubric_name)
             .order_by(runs.c.interval_start.desc(), runs.c.finished_at.desc())
             .limit(self.settings.ui.runs_shown)
@@ -309,6 +314,7 @@ class Reader:
                 left_for_budget=int((r["details"] or {}).get("left_for_budget", 0)),
                 cost_usd=float(r["cost_usd"]),
                 budget_usd=budget,
+                sample_rate=float(r["sample_rate"]) if r.get("sample_rate") is not None else 1.0,
             )
             for r in rows
         ]
@@ -392,6 +398,17 @@ class Reader:
         with errors_as("look up judge_calibrations"):
             present = inspect(self.warehouse.engine).has_table(self._calibrations.name)
         self._calibrations_checked = (present, time.monotonic())
+        return present
+
+    def _has_sample_rate(self) -> bool:
+        """Whether ``judge_runs`` has the ``sample_rate`` column yet: the first run of a judgeflow with
+        suites adds it, and until then the view reads the older table as it is (it never alters one)."""
+        present, checked = self._sample_rate_checked
+        if present or time.monotonic() - checked < _TABLE_RECHECK_S:
+            return present
+        with errors_as("look up judge_runs' columns"):
+            present = any(c["name"] == "sample_rate" for c in inspect(self.warehouse.engine).get_columns("judge_runs"))
+        self._sample_rate_checked = (present, time.monotonic())
         return present
 
     def _shown(self, text: str | None) -> str:

@@ -30,11 +30,16 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    DateTime,
     Engine,
+    Integer,
     MetaData,
+    String,
     Table,
+    Text,
     and_,
     case,
+    column,
     delete,
     exists,
     false,
@@ -44,8 +49,10 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     true,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from judgeflow.config import BatchingConfig, SourceConfig
@@ -57,6 +64,7 @@ from judgeflow.storage.alert_store import AlertStore
 from judgeflow.storage.dialects import check_supported, clip, floor_div
 from judgeflow.storage.engine import errors_as, upsert, warehouse_engine
 from judgeflow.storage.message_batches import MessageBatchStore
+from judgeflow.storage.sampling import SampleRule, sample_candidates, scratch_keys
 from judgeflow.storage.schema import (
     alert_tables,
     daily_scores_table,
@@ -127,58 +135,79 @@ class Warehouse:
         self,
         *,
         run_key: str,
-        rubric: Rubric,
+        rubrics: Sequence[Rubric],
         start: dt.datetime,
         end: dt.datetime,
         rescore: bool,
         batching: BatchingConfig,
         limit: int | None = None,
         backlog: bool = True,
+        sample: SampleRule | None = None,
     ) -> int:
         """Freeze the run's work list in ``judge_run_items``; returns how many responses.
 
         Without ``rescore``: the interval's responses with no score and no permanent error for
-        this rubric version, and (unless ``backlog`` is off) older ones, as far back as
+        a rubric's version, and (unless ``backlog`` is off) older ones, as far back as
         ``batching.backlog_days``, that arrived late or failed: no score under any version of the
         rubric yet, or a retryable error under this one. A response scored under an older version
         is *not* picked up: after a rubric change, judging past days again is a backfill someone
         chose and priced, not a side effect of the next run. With ``rescore``: every response
-        created in the interval. The daily run and the backfill estimate both stage through here,
-        so the estimate prices what a run will judge. Idempotent: staging the same run again
-        replaces its list.
+        created in the interval. With several rubrics the run stages once, every response that
+        one of them needs; each score task then reads what its rubric needs (:meth:`read_batch`).
+        With an active ``sample``, only the sample (:mod:`judgeflow.storage.sampling`); ``limit``
+        applies after it. The daily run and the backfill estimate both stage through here, so the
+        estimate prices what a run will judge. Idempotent: staging the same run again replaces its list.
         """
         backlog_start = start if not backlog else None  # nothing older than the interval
         if backlog and batching.backlog_days:
             backlog_start = end - dt.timedelta(days=batching.backlog_days)
-        interval_start, interval_end = start, end
-        rubric_name, rubric_version = rubric.name, rubric.version_key
         src, cfg = self.source, self.source_config
         id_col, created = src.c[cfg.id_column], src.c[cfg.created_at_column]
-        in_interval = and_(created >= interval_start, created < interval_end)
+        in_interval = and_(created >= start, created < end)
         if rescore:
             window = in_interval
         else:
-            retry = exists().where(
-                self.errors.c.response_id == id_col,
-                self.errors.c.rubric_name == rubric_name,
-                self.errors.c.rubric_version == rubric_version,
-                self.errors.c.retryable == true(),
+            late_window = created < start if backlog_start is None else and_(created < start, created >= backlog_start)
+            window = or_(
+                *[
+                    and_(
+                        self._unjudged(id_col, r.name, r.version_key),
+                        or_(in_interval, and_(late_window, self._late_wanted(id_col, r.name, r.version_key))),
+                    )
+                    for r in rubrics
+                ]
             )
-            late = and_(created < interval_start, or_(not_(self._scored_by_rubric(id_col, rubric_name)), retry))
-            if backlog_start is not None:
-                late = and_(late, created >= backlog_start)
-            window = and_(self._unjudged(id_col, rubric_name, rubric_version), or_(in_interval, late))
         # a NULL id cannot be keyed: counted by null_ids() and recorded in the run's summary instead
         eligible = select(id_col.label("response_id")).where(window, id_col.is_not(None)).order_by(id_col)
-        if limit is not None:
-            eligible = eligible.limit(limit)
-        eligible_sq = eligible.subquery()
+        max_batches = max(1, batching.max_batches // max(1, len(rubrics)))  # rubric x batch tasks stay under the cap
         with errors_as("stage run items"), self.engine.begin() as conn:
-            conn.execute(delete(self.items).where(self.items.c.run_key == run_key))
+            conn.execute(delete(self.items).where(self.items.c.run_key.in_([run_key, *scratch_keys(run_key)])))
+        if sample is None or not sample.active:
+            return self._cut_batches(run_key, eligible, limit, batching.batch_size, max_batches)
+        sampled = sample_candidates(
+            self,
+            run_key=run_key,
+            eligible=eligible,
+            rule=sample,
+            start=start,
+            end=end,
+            rubric_names=[r.name for r in rubrics],
+        )
+        items = self.items
+        kept = select(items.c.response_id).where(items.c.run_key == sampled.key).order_by(items.c.response_id)
+        count = self._cut_batches(run_key, kept, limit, batching.batch_size, max_batches)
+        self.discard_run_items(*scratch_keys(run_key))
+        return count
+
+    def _cut_batches(self, run_key: str, ids: Any, limit: int | None, batch_size: int, max_batches: int) -> int:
+        """Stage ``ids`` (a select of ``response_id``, ordered) under ``run_key``, cut into batches
+        in the same statement: ``batch_size`` each, more when there would be over ``max_batches``."""
+        eligible_sq = (ids.limit(limit) if limit is not None else ids).subquery()
+        with errors_as("stage run items"), self.engine.begin() as conn:
             count = conn.execute(select(func.count()).select_from(eligible_sq)).scalar_one()
             if count == 0:
                 return 0
-            size = max(batching.batch_size, -(-count // batching.max_batches))
+            size = max(batch_size, -(-count // max_batches))
             row_number = func.row_number().over(order_by=eligible_sq.c.response_id) - 1
             batch_index = floor_div(row_number, size, self.engine.dialect.name)
             staged = select(literal(run_key), eligible_sq.c.response_id, batch_index)
@@ -196,10 +225,10 @@ class Warehouse:
         with errors_as("count responses without an id"), self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def discard_run_items(self, run_key: str) -> None:
+    def discard_run_items(self, *run_keys: str) -> None:
         """Drop a run's work list (a dry run, or a run refused before judging)."""
         with errors_as("discard run items"), self.engine.begin() as conn:
-            conn.execute(delete(self.items).where(self.items.c.run_key == run_key))
+            conn.execute(delete(self.items).where(self.items.c.run_key.in_(run_keys)))
 
     def plan_batches(self, run_key: str) -> list[BatchRef]:
         """One descriptor per batch of the run: index, size and id range."""
@@ -228,6 +257,7 @@ class Warehouse:
         dag_run_id: str,
         rescore: bool,
         skip_errored: bool = False,
+        since: dt.datetime | None = None,
     ) -> Iterator[list[ResponseItem]]:
         """Stream the batch's responses in chunks, leaving out any this run (or, unless
         ``rescore``, any run) has already scored, so a retried task does not pay twice; with
@@ -235,10 +265,13 @@ class Warehouse:
 
         Each chunk is its own short query (keyset pagination on the id), so no read transaction
         stays open while the task writes: SQLite writers are not blocked, PostgreSQL keeps no
-        long transaction."""
+        long transaction. ``since`` (the interval's start; not with ``rescore``) leaves out what the
+        staging picked for another of the run's rubrics only (see :meth:`_wanted`)."""
         src, cfg, items = self.source, self.source_config, self.items
         id_col = src.c[cfg.id_column]
         done = self._scored(id_col, rubric_name, rubric_version, dag_run_id if rescore else None)
+        if since is not None and not rescore:
+            done = or_(done, not_(self._wanted(id_col, rubric_name, rubric_version, since)))
         if skip_errored:
             errored_in_run = exists().where(
                 self.errors.c.response_id == id_col,
@@ -301,9 +334,16 @@ class Warehouse:
 
     # --- read back -------------------------------------------------------------------------------
 
-    def run_totals(self, run_key: str, dag_run_id: str, rubric_name: str, rubric_version: str) -> dict[str, Any]:
-        """What happened to every staged response of the run, from the tables themselves."""
-        items, scores, errors = self.items, self.scores, self.errors
+    def run_totals(
+        self, run_key: str, dag_run_id: str, rubric_name: str, rubric_version: str, *, since: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """What happened to every staged response of the run under one rubric, from the tables
+        themselves, and the mean overall score it wrote. With ``since`` (the interval's start; not
+        for a rescore), a response counts only if this run scored it, recorded an error for it, or
+        it is still one this rubric wanted (:meth:`_wanted`): with several rubrics, the run's
+        staging also holds responses only another rubric needed."""
+        # aliases: the ``_wanted`` subqueries read the same tables and must not correlate with these
+        items, scores, errors = self.items, self.scores.alias("run_scores"), self.errors.alias("run_errors")
         score_join = and_(
             scores.c.response_id == items.c.response_id,
             scores.c.rubric_name == rubric_name,
@@ -331,20 +371,36 @@ class Warehouse:
                 func.coalesce(func.sum(scores.c.cache_write_tokens), 0).label("cache_write_tokens"),
                 func.coalesce(func.sum(scores.c.cache_read_tokens), 0).label("cache_read_tokens"),
                 func.coalesce(func.sum(scores.c.cost_usd), 0.0).label("cost_usd"),
+                func.avg(scores.c.overall).label("mean"),
             )
             .select_from(items)
             .outerjoin(scores, and_(score_join, scores.c.dag_run_id == dag_run_id))
             .outerjoin(errors, and_(error_join, errors.c.dag_run_id == dag_run_id))
             .where(items.c.run_key == run_key)
         )
+        if since is not None:
+            id_col = self.source.c[self.source_config.id_column]
+            still_wanted = and_(
+                not_(self._scored(id_col, rubric_name, rubric_version, None)),
+                self._wanted(id_col, rubric_name, rubric_version, since),
+            )
+            query = query.outerjoin(self.source, id_col == items.c.response_id).where(
+                or_(scores.c.response_id.is_not(None), errors.c.response_id.is_not(None), still_wanted)
+            )
         with errors_as("read run totals"), self.engine.connect() as conn:
             row = conn.execute(query).one()._asdict()
-        totals = {k: (float(v) if k == "cost_usd" else int(v)) for k, v in row.items()}
+        mean = row.pop("mean")
+        totals: dict[str, Any] = {k: (float(v) if k == "cost_usd" else int(v)) for k, v in row.items()}
+        totals["mean"] = round(float(mean), 4) if mean is not None else None
         totals["unaccounted"] = totals["extracted"] - totals["scored"] - totals["errors"]
         return totals
 
-    def spent_usd(self, *, dag_run_id: str, day_start: dt.datetime, day_end: dt.datetime) -> tuple[float, float]:
-        """Dollars already spent by this run, and by every run on this day (by ``scored_at``)."""
+    def spent_usd(
+        self, *, dag_run_id: str, day_start: dt.datetime, day_end: dt.datetime, rubric_names: Sequence[str]
+    ) -> tuple[float, float]:
+        """Dollars already spent by this run, and by every run of the suite on this day (by
+        ``scored_at``): the suite's rubrics are its own in this warehouse (:mod:`judgeflow.suite`),
+        so another suite's run with the same run id is not counted."""
         scores = self.scores
         query = select(
             func.coalesce(func.sum(case((scores.c.dag_run_id == dag_run_id, scores.c.cost_usd), else_=0.0)), 0.0),
@@ -360,10 +416,17 @@ class Warehouse:
                 ),
                 0.0,
             ),
-        )
+        ).where(scores.c.rubric_name.in_(rubric_names))
         with errors_as("read spend"), self.engine.connect() as conn:
             run_spent, day_spent = conn.execute(query).one()
         return float(run_spent), float(day_spent)
+
+    def count_created(self, start: dt.datetime, end: dt.datetime) -> int:
+        """How many source responses were created in [start, end): a sampled run's population."""
+        created = self.source.c[self.source_config.created_at_column]
+        query = select(func.count()).select_from(self.source).where(created >= start, created < end)
+        with errors_as("count the interval's responses"), self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def segment_names(self) -> list[str]:
         """The configured segment columns the source table really has."""
@@ -470,15 +533,43 @@ class Warehouse:
         """A score under any version of the rubric."""
         return exists().where(self.scores.c.response_id == id_col, self.scores.c.rubric_name == rubric_name)
 
+    def _late_wanted(self, id_col: Any, rubric_name: str, rubric_version: str) -> ColumnElement[bool]:
+        """A response from before the interval is judged when the rubric never scored it (any
+        version) or this version has a retryable error for it."""
+        retry = exists().where(
+            self.errors.c.response_id == id_col,
+            self.errors.c.rubric_name == rubric_name,
+            self.errors.c.rubric_version == rubric_version,
+            self.errors.c.retryable == true(),
+        )
+        return or_(not_(self._scored_by_rubric(id_col, rubric_name)), retry)
+
+    def _wanted(self, id_col: Any, rubric_name: str, rubric_version: str, since: dt.datetime) -> ColumnElement[bool]:
+        """Among a run's staged responses, those its staging picked for this rubric: no permanent
+        error, and in the interval (created at or after ``since``) or wanted late. A run with several
+        rubrics stages what any of them needs, so each rubric reads (and counts) only its own."""
+        created = self.source.c[self.source_config.created_at_column]
+        permanent_error = exists().where(
+            self.errors.c.response_id == id_col,
+            self.errors.c.rubric_name == rubric_name,
+            self.errors.c.rubric_version == rubric_version,
+            self.errors.c.retryable == false(),
+        )
+        late = self._late_wanted(id_col, rubric_name, rubric_version)
+        return and_(not_(permanent_error), or_(created >= since, late))
+
     def _segment_names(self) -> list[str]:
         return [name for name in self.source_config.segment_columns if name in self.source.c]
 
-    def _reflect_source(self) -> Table:
-        """The source table's columns, and nothing else: keys, indexes and foreign keys are not
+    def _reflect_source(self) -> Any:
+        """The source: for ``source.query``, a subquery with the named columns; else the source table's
+        columns, and nothing else: keys, indexes and foreign keys are not
         judgeflow's business (reflecting them is slow on Snowflake, and DuckDB and fakesnow cannot).
         A missing table or column is a :class:`ConfigError` naming it; a missing SELECT grant a
         :class:`WarehouseError` naming the grant."""
         cfg = self.source_config
+        if cfg.query:
+            return self._query_source()
         where = self.engine.url.render_as_string(hide_password=True)
         with errors_as(f"read the columns of the source table {cfg.table!r} (the role needs SELECT on it)"):
             found = inspect(self.engine)
@@ -495,6 +586,36 @@ class Warehouse:
                 f"(columns: {', '.join(table.c.keys())}); see source.*_column"
             )
         return table
+
+    def _query_source(self) -> Any:
+        """``source.query`` as a subquery whose columns carry the configured names and types. It is
+        run once with no rows wanted (``WHERE 1 = 0``), so a missing table or column fails here,
+        as a :class:`ConfigError` quoting the database, and not half-way through a run."""
+        cfg = self.source_config
+        id_type: Any = Integer() if cfg.id_type == "integer" else String(255)
+        typed: list[tuple[str, Any]] = [
+            (cfg.id_column, id_type),
+            (cfg.created_at_column, DateTime(timezone=True)),
+            (cfg.question_column, Text()),
+            (cfg.response_column, Text()),
+        ]
+        typed += [(cfg.context_column, Text())] if cfg.context_column else []
+        typed += [(name, String(200)) for name in cfg.segment_columns]
+        names = [name for name, _ in typed]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"source: the query's columns must be distinct, got {names}")
+        statement = text(str(cfg.query).strip().rstrip(";")).columns(*[column(n, t) for n, t in typed])
+        source = statement.subquery("source")
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(*source.c).where(false()))
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise ConfigError(
+                f"source.query: the query does not give the columns {names} "
+                f"({self.engine.url.render_as_string(hide_password=True)}): {reason}"
+            ) from exc
+        return source
 
 
 def _as_int(column: Any) -> Any:

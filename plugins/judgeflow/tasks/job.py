@@ -1,25 +1,29 @@
 """What one task of one run works with, opened once when the task starts and closed when it ends.
 
-A task turns its Airflow context and settings file into typed objects here, once: the run
-(:class:`RunContext`), the settings, the rubric, the warehouse (one engine, the source table
-reflected once) and, when it judges, the verdict cache. :meth:`Job.close` disposes of the engine's
-connection pool and closes the cache, so a worker that runs thousands of tasks does not keep a pool
-per task it ever ran. Below this module nothing reads the Airflow context or the environment.
+A task turns its Airflow context and its suite file into typed objects here, once: the run
+(:class:`RunContext`), the suite and its settings, the run's rubrics, the warehouse (one engine,
+the source reflected once) and, when it judges, the verdict cache. The suite file is the task's
+own argument (the DAG factory gives it), never the process's environment, so suites with different
+warehouses, rubrics and on-call channels run side by side on the same workers.
+:meth:`Job.close` disposes of the engine's connection pool and closes the cache, so a worker that
+runs thousands of tasks does not keep a pool per task it ever ran. Below this module nothing reads
+the Airflow context or the environment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from judgeflow.config import RunParams, Settings, load_settings, parse_run_params
+from judgeflow.config import RunParams, parse_run_params
 from judgeflow.connections import warehouse_target
 from judgeflow.rubric import Rubric, load_rubric
+from judgeflow.storage.sampling import SampleRule
 from judgeflow.storage.warehouse import Warehouse
+from judgeflow.suite import Suite, load_suite
 
 if TYPE_CHECKING:
     from judgeflow.judging.budget import Cap
@@ -66,23 +70,54 @@ class RunContext:
 
 
 class Job:
-    """Settings, rubric and warehouse for one task of one run; a context manager that closes them."""
+    """Suite, settings, the run's rubrics and the warehouse for one task of one run; a context
+    manager that closes them."""
 
-    def __init__(self, run: RunContext, settings: Settings, rubric: Rubric, warehouse: Warehouse) -> None:
+    def __init__(self, run: RunContext, suite: Suite, rubrics: tuple[Rubric, ...], warehouse: Warehouse) -> None:
         self.run = run
-        self.settings = settings
-        self.rubric = rubric
+        self.suite = suite
+        self.settings = suite.settings
+        self.rubrics = rubrics
         self.warehouse = warehouse
         self._cache: VerdictCache | None = None
 
+    @property
+    def run_rubrics(self) -> tuple[str, ...]:
+        """The names of every rubric this run judges under (a score task loads only its own)."""
+        return (self.run.params.rubric,) if self.run.params.rubric else self.settings.rubric_names
+
     @classmethod
-    def open(cls, settings_path: str, context: Any) -> Job:
-        """Read the context, settings and rubric and connect to the warehouse: once per task."""
+    def open(cls, suite_path: str, context: Any, *, rubric: str | None = None) -> Job:
+        """Read the context, the suite and its rubrics and connect to the warehouse: once per task.
+
+        The run's rubrics are the ``rubric`` param, else the suite's; a score task passes the one
+        ``rubric`` it judges under."""
         run = RunContext.from_airflow(context)
-        settings = load_settings_for(settings_path)
-        rubric = load_rubric(settings.rubric_dir, run.params.rubric or settings.rubric)
-        url = warehouse_target(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
-        return cls(run, settings, rubric, Warehouse.from_url(url, settings.source))
+        suite = load_suite(suite_path)
+        settings = suite.settings
+        names = (rubric,) if rubric else ((run.params.rubric,) if run.params.rubric else settings.rubric_names)
+        rubrics = tuple(load_rubric(settings.rubric_dir, name) for name in names)
+        target = warehouse_target(settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path)
+        return cls(run, suite, rubrics, Warehouse.from_url(target, settings.source))
+
+    @property
+    def rubric(self) -> Rubric:
+        """The rubric of a task that judges under one (a score task, or a run of one rubric)."""
+        if len(self.rubrics) != 1:
+            raise ValueError(f"this task's job holds {len(self.rubrics)} rubrics; name one")
+        return self.rubrics[0]
+
+    def result_key(self, rubric: Rubric) -> str:
+        """Where one rubric's results of this run are keyed (``judge_runs``, ``judge_comparisons``,
+        ``judge_message_batches``, the report): the run key (``<dag_id>/<run_id>``), as before
+        suites, when the run judges one rubric; ``<run key>/<rubric>`` when it judges several."""
+        return self.run.run_key if len(self.run_rubrics) == 1 else f"{self.run.run_key}/{rubric.name}"
+
+    @property
+    def sample(self) -> SampleRule:
+        """The suite's sampling rule; its salt defaults to the suite's name."""
+        sampling = self.settings.sampling
+        return SampleRule(sampling, salt=sampling.salt or self.suite.name)
 
     @property
     def mode(self) -> str:
@@ -99,18 +134,23 @@ class Job:
         return self._cache
 
     def budget_caps(self, *, now: dt.datetime | None = None) -> list[Cap]:
-        """The run and day caps, seeded with what the warehouse says this run and this day already
-        spent, so every task (and every retry, realtime or after a Message Batch) counts against them."""
+        """The run and day caps, seeded with what the warehouse says this run and this suite's day
+        already spent, so every task (and every retry, realtime or after a Message Batch, under every
+        rubric of the run) counts against them. The day cap is the suite's: keyed by its DAG."""
         from judgeflow.judging.budget import budget_caps
 
         today = (now or dt.datetime.now(dt.UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+        rubric_names = sorted({*self.settings.rubric_names, *self.run_rubrics})
         run_spent, day_spent = self.warehouse.spent_usd(
-            dag_run_id=self.run.run_id, day_start=today, day_end=today + dt.timedelta(days=1)
+            dag_run_id=self.run.run_id,
+            day_start=today,
+            day_end=today + dt.timedelta(days=1),
+            rubric_names=rubric_names,
         )
         return budget_caps(
             self.settings.budget,
             run_key=self.run.run_key,
-            day=f"{today:%Y-%m-%d}",
+            day=f"{self.run.dag_id}:{today:%Y-%m-%d}",
             run_spent=run_spent,
             day_spent=day_spent,
         )
@@ -129,11 +169,6 @@ class Job:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def load_settings_for(settings_path: str) -> Settings:
-    """``JUDGEFLOW_SETTINGS`` in the worker's environment overrides the DAG's settings file."""
-    return load_settings(os.environ.get("JUDGEFLOW_SETTINGS") or settings_path)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -5,8 +5,9 @@ It only orchestrates (``execute``, ``execute_complete``); what each step does li
 batch the task is deferred to the provider's ``AnthropicBatchTrigger``, so it holds no worker slot.
 
 Like the provider's ``AnthropicBatchOperator`` holds its hook, each run of ``execute`` or
-``execute_complete`` opens its job (settings, rubric, warehouse, cache) and hook once, hands them
-to every stage, and closes the job when it returns, fails or defers.
+``execute_complete`` opens its job (the suite, the batch's rubric, warehouse, cache) and hook once,
+hands them to every stage, and closes the job when it returns, fails or defers. The suite's file is
+the operator's own argument, so score tasks of different suites share the workers.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from judgeflow.tasks.job import Job
 
 
 class ScoreBatchOperator(BaseOperator):
-    """Judge one batch of the run's responses; returns counts for the summary, never texts."""
+    """Judge one batch of the run's responses under one rubric; returns counts, never texts."""
 
     template_fields = ("batch",)
 
-    def __init__(self, *, settings_path: str, batch: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, suite: str, batch: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.settings_path = settings_path
+        self.suite = suite
         self.batch = batch
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -72,12 +73,14 @@ class ScoreBatchOperator(BaseOperator):
                 method_name="execute_complete",
                 timeout=dt.timedelta(seconds=max(60.0, wait.end_time - time.time()) + 3600),
             )
-        return batch_stages.collect_message_batches(job, hook, self.batch)
+        return {"rubric": job.rubric.name, **batch_stages.collect_message_batches(job, hook, self.batch)}
 
     @contextmanager
     def _job(self, context: Any) -> Iterator[Job]:
-        context["batch_label"] = f"batch {self.batch['batch_index']} ({self.batch['size']} responses)"
-        with Job.open(self.settings_path, context) as job:
+        rubric = self.batch.get("rubric") or ""
+        judged = f"{rubric} " if rubric else ""
+        context["batch_label"] = f"{judged}batch {self.batch['batch_index']} ({self.batch['size']} responses)"
+        with Job.open(self.suite, context, rubric=rubric or None) as job:
             yield job
 
     @staticmethod

@@ -1,11 +1,14 @@
 """One function per DAG task; the only module that knows the order of the steps.
 
-Each function opens its :class:`~judgeflow.tasks.job.Job` once (settings, rubric, warehouse), calls
-down into the concern folders, and closes the job when the task ends. XCom carries batch
-descriptors and counts, never texts.
+Each function takes the suite's file (the DAG factory gives it), opens its
+:class:`~judgeflow.tasks.job.Job` once (suite, rubrics, warehouse), calls down into the concern
+folders, and closes the job when the task ends. XCom carries batch descriptors and counts, never texts.
 
-    calibrate_rubric -> extract_responses -> score_batch (mapped) -> summarize_run
+    calibrate_rubric -> extract_responses -> score_batch (mapped: rubric x batch) -> summarize_run
         -> compare_scores -> alert_on_call
+
+A run stages its responses once (sampled, when the suite samples); every rubric of the suite judges
+them in its own score tasks, and the summary, comparison and alert are kept apart per rubric.
 """
 
 from __future__ import annotations
@@ -18,27 +21,35 @@ from typing import Any
 
 from judgeflow.errors import WarehouseError
 from judgeflow.records import BatchRef
-from judgeflow.rubrics.estimate import CostEstimate, price_staged
+from judgeflow.rubric import Rubric
+from judgeflow.rubrics.estimate import price_staged
 from judgeflow.tasks.job import Job, RunContext
 
 log = logging.getLogger(__name__)
 
 
-def calibrate_rubric(settings_path: str, context: Any) -> dict[str, Any]:
-    """Check the judge against the rubric's human golden set before anything is scored under it.
+def calibrate_rubric(suite: str, context: Any) -> dict[str, Any]:
+    """Check the judge against each rubric's human golden set before anything is scored under it.
 
     Calibrates when due (see :mod:`judgeflow.rubrics.gate`); a version below the floor, or one
-    whose canaries steered the judge, fails the task without retries, so no score is made under it.
-    A drifting judge alerts on-call and does not fail the run."""
+    whose canaries steered the judge, fails the task without retries once every rubric was
+    checked, so nothing of the run is scored. A drifting judge alerts on-call and does not fail the run."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     run = RunContext.from_airflow(context)
     if run.params.dry_run:
-        log.info("dry run: the rubric is not calibrated now (a real run does, when due)")
+        log.info("dry run: the rubrics are not calibrated now (a real run does, when due)")
         return {"action": "dry_run", "drift": []}
-    with Job.open(settings_path, context) as job:
-        return _calibrate(job)
+    with Job.open(suite, context) as job:
+        job.warehouse.ensure_schema()  # the migrations' revision (and the source's id type) before any judging
+        outcomes = {rubric.name: _calibrate(job, rubric) for rubric in job.rubrics}
+    refusals = [f"{name} {refusal}" for name, (_, refusal) in outcomes.items() if refusal]
+    if refusals:
+        raise AirflowFailException("rubric versions that may not score: " + "; ".join(refusals))
+    return {name: result for name, (result, _) in outcomes.items()}
 
 
-def _calibrate(job: Job) -> dict[str, Any]:
+def _calibrate(job: Job, rubric: Rubric) -> tuple[dict[str, Any], str | None]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from judgeflow.judging.client import judge_endpoint
@@ -46,8 +57,7 @@ def _calibrate(job: Job) -> dict[str, Any]:
     from judgeflow.rubrics.gate import GateAction, JudgeStopped, drift_message, gate
     from judgeflow.storage.calibrations import CalibrationStore
 
-    settings, rubric = job.settings, job.rubric
-    job.warehouse.ensure_schema()  # the migrations' revision (and the source's id type) before any judging
+    settings = job.settings
     store = CalibrationStore(job.warehouse.engine)
     try:
         endpoint = asyncio.run(judge_endpoint(settings.connections.anthropic))
@@ -62,70 +72,77 @@ def _calibrate(job: Job) -> dict[str, Any]:
         text, blocks = drift_message(outcome, tolerance=settings.calibration.drift_tolerance)
         log.warning("%s", text)
         send_alert(conn_id=settings.connections.slack, text=text, blocks=blocks)
-    if outcome.refusal:
-        raise AirflowFailException(f"rubric {rubric.name} {rubric.version_key} may not score: {outcome.refusal}")
-    return {"action": str(outcome.action), "drift": [d.criterion for d in outcome.drift]}
+    refusal = f"{rubric.version_key}: {outcome.refusal}" if outcome.refusal else None
+    if refusal:
+        log.error("rubric %s %s may not score: %s", rubric.name, rubric.version_key, outcome.refusal)
+    return {"action": str(outcome.action), "drift": [d.criterion for d in outcome.drift]}, refusal
 
 
-def extract_responses(settings_path: str, context: Any) -> list[dict[str, Any]]:
-    """Stage the run's unscored responses and return one descriptor per batch."""
-    with Job.open(settings_path, context) as job:
+def extract_responses(suite: str, context: Any) -> list[dict[str, Any]]:
+    """Stage the run's responses once and return one descriptor per rubric and batch."""
+    with Job.open(suite, context) as job:
         return _extract(job)
 
 
 def _extract(job: Job) -> list[dict[str, Any]]:
     from judgeflow.judging.prompt_cache import prefix_report
 
-    run, warehouse = job.run, job.warehouse
+    run, warehouse, sample = job.run, job.warehouse, job.sample
     warehouse.ensure_schema()
     count = warehouse.stage_run(
         run_key=run.run_key,
-        rubric=job.rubric,
+        rubrics=job.rubrics,
         start=run.interval_start,
         end=run.interval_end,
         rescore=run.params.rescore,
         limit=run.params.limit,
         batching=job.settings.batching,
+        sample=sample,
     )
     batches = warehouse.plan_batches(run.run_key)
-    log.info("rubric %s: %s", job.rubric.name, prefix_report(job.rubric).describe())
+    for rubric in job.rubrics:
+        log.info("rubric %s: %s", rubric.name, prefix_report(rubric).describe())
     log.info(
-        "rubric %s %s, interval %s..%s: %d responses to judge in %d batches",
-        job.rubric.name,
-        job.rubric.version_key,
+        "suite %s, rubrics %s, interval %s..%s: %d responses to judge (%s) in %d batches per rubric",
+        job.suite.name,
+        ", ".join(f"{r.name} {r.version_key}" for r in job.rubrics),
         run.interval_start,
         run.interval_end,
         count,
+        sample.describe() if sample.active else "every response",
         len(batches),
     )
-    estimate = price_staged(warehouse, run.run_key, job.rubric, job.settings, mode=job.mode)
-    log.info("estimated cost: %s", estimate.describe())
+    cost = 0.0
+    for rubric in job.rubrics:
+        estimate = price_staged(warehouse, run.run_key, rubric, job.settings, mode=job.mode)
+        log.info("estimated cost under %s: %s", rubric.name, estimate.describe())
+        cost += estimate.cost_usd
     if run.params.dry_run:
         warehouse.discard_run_items(run.run_key)
         log.info("dry run: nothing judged, nothing spent")
         return []
-    _refuse_over_backfill_cap(job, estimate)
-    return [batch.to_xcom() for batch in batches]
+    _refuse_over_backfill_cap(job, cost)
+    return [batch.for_rubric(r.name, job.result_key(r)).to_xcom() for r in job.rubrics for batch in batches]
 
 
-def _refuse_over_backfill_cap(job: Job, estimate: CostEstimate) -> None:
+def _refuse_over_backfill_cap(job: Job, cost_usd: float) -> None:
     """A rescore (backfill) run estimated over ``budget.max_backfill_cost_usd`` fails before spending."""
     from airflow.sdk.exceptions import AirflowFailException
 
     cap = job.settings.budget.max_backfill_cost_usd
-    if not job.run.params.rescore or cap is None or estimate.cost_usd <= cap:
+    if not job.run.params.rescore or cap is None or cost_usd <= cap:
         return
     job.warehouse.discard_run_items(job.run.run_key)
     raise AirflowFailException(
-        f"refused: rescoring this run is estimated at ${estimate.cost_usd:,.2f}, over "
-        f"budget.max_backfill_cost_usd ${cap:,.2f} ({estimate.describe()}); nothing was judged. "
-        "Raise the cap, narrow the dates, use mode=batch, or set limit."
+        f"refused: rescoring this run is estimated at ${cost_usd:,.2f} over its rubrics, over "
+        f"budget.max_backfill_cost_usd ${cap:,.2f} (the estimate per rubric is in this log); nothing was "
+        "judged. Raise the cap, narrow the dates, use mode=batch, or set limit."
     )
 
 
-def score_batch(settings_path: str, batch: dict[str, Any], context: Any) -> dict[str, Any]:
+def score_batch(suite: str, batch: dict[str, Any], context: Any) -> dict[str, Any]:
     """Judge one batch in realtime in a task of its own (benchmarks and tests call this directly)."""
-    with Job.open(settings_path, context) as job:
+    with Job.open(suite, context, rubric=batch.get("rubric") or None) as job:
         return score_realtime(job, batch)
 
 
@@ -151,43 +168,67 @@ def score_realtime(job: Job, batch: dict[str, Any]) -> dict[str, Any]:
     log.info("%s done: %s", ref.label, totals.to_json())
     if totals.stopped:
         raise AirflowFailException(f"judge API refused the run, not retrying: {totals.stopped}")
-    return totals.to_json()
+    return {"rubric": rubric.name, **totals.to_json()}
 
 
 def read_batch(job: Job, ref: BatchRef, *, skip_errored: bool = False) -> Any:
-    """The batch's responses not yet scored by this run (or, unless rescoring, by any run); with
-    ``skip_errored``, also not yet given up on by this run."""
+    """The batch's responses not yet scored under the task's rubric by this run (or, unless
+    rescoring, by any run) and staged for this rubric; with ``skip_errored``, also not yet given
+    up on by this run."""
+    rescore = job.run.params.rescore
     return job.warehouse.read_batch(
         ref,
         rubric_name=job.rubric.name,
         rubric_version=job.rubric.version_key,
         dag_run_id=job.run.run_id,
-        rescore=job.run.params.rescore,
+        rescore=rescore,
         skip_errored=skip_errored,
+        since=None if rescore else job.run.interval_start,
     )
 
 
-def summarize_run(settings_path: str, batch_results: list[dict[str, Any]], context: Any) -> dict[str, Any]:
-    """Totals from the warehouse itself (not from what tasks said), stored in ``judge_runs``."""
+def summarize_run(suite: str, batch_results: list[dict[str, Any]], context: Any) -> dict[str, Any]:
+    """Totals per rubric from the warehouse itself (not from what tasks said), stored in
+    ``judge_runs``; the suite's scores Asset gets an event saying what was written."""
     if RunContext.from_airflow(context).params.dry_run:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("dry run: the estimate is in extract_responses' log; nothing to summarize")
-    with Job.open(settings_path, context) as job:
-        return _summarize(job, batch_results)
+    with Job.open(suite, context) as job:
+        population = _population(job)
+        summaries = {r.name: _summarize(job, r, batch_results, population) for r in job.rubrics}
+        _announce_scores(job, summaries, context)
+    return {"suite": job.suite.name, "rubrics": summaries}
 
 
-def _summarize(job: Job, batch_results: list[dict[str, Any]]) -> dict[str, Any]:
-    run, rubric = job.run, job.rubric
-    totals = job.warehouse.run_totals(run.run_key, run.run_id, rubric.name, rubric.version_key)
+def _population(job: Job) -> int | None:
+    """How many responses the interval holds, when the suite samples (the n of N in the details)."""
+    if not job.sample.active:
+        return None
+    return job.warehouse.count_created(job.run.interval_start, job.run.interval_end)
+
+
+def _summarize(job: Job, rubric: Rubric, batch_results: list[dict[str, Any]], population: int | None) -> dict[str, Any]:
+    run = job.run
+    since = None if run.params.rescore else run.interval_start
+    totals = job.warehouse.run_totals(run.run_key, run.run_id, rubric.name, rubric.version_key, since=since)
     totals["invalid_null_id"] = job.warehouse.null_ids(run.interval_start, run.interval_end)
+    mine = [r for r in batch_results or [] if r.get("rubric", rubric.name) == rubric.name]
     counters = ("requests", "retries", "rate_limited", "budget_refused")
-    calls = {k: sum(int(r.get(k) or 0) for r in batch_results or []) for k in counters}
+    calls = {k: sum(int(r.get(k) or 0) for r in mine) for k in counters}
     hit_ratio = totals["from_cache"] / totals["scored"] if totals["scored"] else 0.0
-    summary = {**totals, **calls, "cache_hit_ratio": round(hit_ratio, 4), "batches": len(batch_results or [])}
+    sampling = {"rate": job.settings.sampling.rate, "by": job.settings.sampling.by, "population": population}
+    summary = {
+        **totals,
+        **calls,
+        "cache_hit_ratio": round(hit_ratio, 4),
+        "batches": len(mine),
+        "sampling": sampling,
+        "result_key": job.result_key(rubric),
+    }
     job.warehouse.record_run(
         {
-            "run_key": run.run_key,
+            "run_key": job.result_key(rubric),
             "dag_id": run.dag_id,
             "dag_run_id": run.run_id,
             "rubric_name": rubric.name,
@@ -200,14 +241,16 @@ def _summarize(job: Job, batch_results: list[dict[str, Any]]) -> dict[str, Any]:
             "cost_usd": totals["cost_usd"],
             "details": summary,
             "finished_at": dt.datetime.now(dt.UTC),
+            "suite": job.suite.name,
+            "sample_rate": job.settings.sampling.rate,
         }
     )
-    log.info("run summary: %s", summary)
-    _refresh_daily_scores(job)
+    log.info("run summary, rubric %s: %s", rubric.name, summary)
+    _refresh_daily_scores(job, rubric)
     if totals["left_for_budget"]:
-        log.warning("budget cap reached: %d responses left for the next run", totals["left_for_budget"])
+        log.warning("%s: budget cap reached, %d left for the next run", rubric.name, totals["left_for_budget"])
     if totals["unaccounted"]:
-        log.error("%d staged responses have neither a score nor an error row", totals["unaccounted"])
+        log.error("%s: %d staged responses have neither a score nor an error row", rubric.name, totals["unaccounted"])
     if totals["invalid_null_id"]:
         cfg = job.settings.source
         log.error(
@@ -219,29 +262,59 @@ def _summarize(job: Job, batch_results: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _refresh_daily_scores(job: Job) -> None:
+def _announce_scores(job: Job, summaries: dict[str, dict[str, Any]], context: Any) -> None:
+    """Set the extra of the suite's scores Asset event (Airflow records it when the task succeeds):
+    per rubric, its version, the rows written, n and their mean, and the sample rate."""
+    from judgeflow.tasks.suites import scores_asset
+
+    events = context.get("outlet_events") if hasattr(context, "get") else None
+    if events is None:
+        return
+    run = job.run
+    rubrics = [
+        {
+            "rubric": name,
+            "rubric_version": rubric.version_key,
+            "rows_written": int(summaries[name]["scored"]),
+            "errors": int(summaries[name]["errors"]),
+            "mean": summaries[name]["mean"],
+        }
+        for name, rubric in ((r.name, r) for r in job.rubrics)
+    ]
+    events[scores_asset(job.suite)].extra = {
+        "suite": job.suite.name,
+        "dag_run_id": run.run_id,
+        "interval_start": run.interval_start.isoformat(),
+        "interval_end": run.interval_end.isoformat(),
+        "sample_rate": job.settings.sampling.rate,
+        "rows_written": sum(r["rows_written"] for r in rubrics),
+        "rubrics": rubrics,
+    }
+
+
+def _refresh_daily_scores(job: Job, rubric: Rubric) -> None:
     """The UI view's daily aggregates for the days this run touched. A database failure is logged and
     does not fail the run (those days stay stale until a rerun or ``judgeflow rollup``); a bug fails the task."""
     from judgeflow.storage.daily_scores import refresh_for_run
 
     try:
         refresh_for_run(
-            job.warehouse, run_key=job.run.run_key, rubric_name=job.rubric.name, rubric_version=job.rubric.version_key
+            job.warehouse, run_key=job.run.run_key, rubric_name=rubric.name, rubric_version=rubric.version_key
         )
     except WarehouseError:
-        log.exception("could not refresh judge_daily_scores for run %s", job.run.run_key)
+        log.exception("could not refresh judge_daily_scores for run %s, rubric %s", job.run.run_key, rubric.name)
 
 
-def compare_scores(settings_path: str, context: Any) -> dict[str, Any]:
-    """This interval against the baseline days before it, overall and per criterion."""
-    with Job.open(settings_path, context) as job:
-        return _compare(job)
+def compare_scores(suite: str, context: Any) -> dict[str, Any]:
+    """Per rubric, this interval against the baseline days before it, overall and per criterion."""
+    with Job.open(suite, context) as job:
+        return {rubric.name: _compare(job, rubric) for rubric in job.rubrics}
 
 
-def _compare(job: Job) -> dict[str, Any]:
+def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
     from judgeflow.quality.regression import compare_windows, rolling_average, root_causes
 
-    alerts, run, rubric = job.settings.alerts, job.run, job.rubric
+    alerts, run, rate = job.settings.alerts, job.run, job.settings.sampling.rate
     lookback = max(alerts.baseline_days, alerts.rolling_days)
     frame = job.warehouse.scores_frame(
         rubric_name=rubric.name,
@@ -264,63 +337,72 @@ def _compare(job: Job) -> dict[str, Any]:
     )
     pulls = root_causes(frame, current_start=run.interval_start, current_end=run.interval_end, segment_columns=segments)
     average, count = rolling_average(frame, end=run.interval_end, days=alerts.rolling_days)
+    rows = report.to_json()["comparisons"]
     job.warehouse.alerts.record_comparisons(
-        run_key=run.run_key,
+        run_key=job.result_key(rubric),
         rubric_name=rubric.name,
         rubric_version=rubric.version_key,
-        rows=report.to_json()["comparisons"],
+        rows=[{**row, "sample_rate": rate} for row in rows],
     )
     log.info(
-        "rolling %d-day average %s over %d scores; regressions: %s",
+        "rubric %s: rolling %d-day average %s over n=%d scores (sample rate %.0f%%); regressions: %s",
+        rubric.name,
         alerts.rolling_days,
         average,
         count,
+        rate * 100,
         [r.metric for r in report.regressions],
     )
     return {
         "report": report.to_json(),
         "rolling_average": average,
         "rolling_count": count,
+        "sample_rate": rate,
         "pulls": [p.to_json() for p in pulls if p.pull < 0][:3],
-        "report_url": _write_report(job, frame, report),
+        "report_url": _write_report(job, rubric, frame, report),
     }
 
 
-def _write_report(job: Job, frame: Any, report: Any) -> str:
-    """The run's HTML report; a failure to write it is logged, never fails the comparison."""
+def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any) -> str:
+    """The run's HTML report for one rubric; a failure to write it is logged, never fails the comparison."""
     from judgeflow.quality.report import write_run_report
 
-    alerts = job.settings.alerts
+    alerts, run, rate = job.settings.alerts, job.run, job.settings.sampling.rate
+    overall = [c for c in report.to_json()["comparisons"] if c["metric"] == "overall" and not c.get("segment")]
+    n = int(overall[0]["current_n"]) if overall else 0
+    sampled = f", a {rate:.0%} sample" if rate < 1 else ""
     try:
         url = write_run_report(
             scores=frame,
             report=report,
-            criteria=job.rubric.criterion_names,
+            criteria=rubric.criterion_names,
             folder=alerts.report_folder,
-            run_key=job.run.run_key,
-            title=f"judgeflow: {job.rubric.name} {job.rubric.version_key}, {job.run.interval_start:%Y-%m-%d}",
+            run_key=job.result_key(rubric),
+            title=(
+                f"judgeflow: {job.suite.name}, {rubric.name} {rubric.version_key}, "
+                f"{run.interval_start:%Y-%m-%d} (n={n}{sampled})"
+            ),
         )
     except Exception:
         log.exception("could not write the run report to %s", alerts.report_folder)
         return ""
     if alerts.report_base_url:
         url = alerts.report_base_url.rstrip("/") + "/" + url.rstrip("/").split("/")[-2] + "/index.html"
-    log.info("report: %s", url)
+    log.info("report for %s: %s", rubric.name, url)
     return url
 
 
-def alert_on_call(
-    settings_path: str, summary: dict[str, Any], comparison: dict[str, Any], context: Any
-) -> dict[str, Any]:
-    """Post to Slack when quality or judge health needs a person; Slack trouble never fails the run.
+def alert_on_call(suite: str, summary: dict[str, Any], comparison: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Post to the suite's Slack channel when quality or judge health needs a person, one message
+    per rubric; Slack trouble never fails the run.
 
     A regression on-call already heard about stays quiet until it worsens or recovers. What on-call
     knows is saved only after Slack took the message, so an outage never swallows an alert."""
-    with Job.open(settings_path, context) as job:
-        return _alert(job, summary, comparison)
+    with Job.open(suite, context) as job:
+        return {r.name: _alert(job, r, summary["rubrics"][r.name], comparison[r.name]) for r in job.rubrics}
 
 
-def _alert(job: Job, summary: dict[str, Any], comparison: dict[str, Any]) -> dict[str, Any]:
+def _alert(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[str, Any]) -> dict[str, Any]:
     from judgeflow.quality.alert_state import plan_alerts
     from judgeflow.quality.alerts import (
         build_alert_blocks,
@@ -330,8 +412,8 @@ def _alert(job: Job, summary: dict[str, Any], comparison: dict[str, Any]) -> dic
         send_alert,
     )
 
-    run, alerts, rubric = job.run, job.settings.alerts, job.rubric
-    ctx = _alert_context(job, summary, comparison)
+    run, alerts = job.run, job.settings.alerts
+    ctx = _alert_context(job, rubric, summary, comparison)
     known = job.warehouse.alerts.open_regressions(rubric.name, rubric.version_key)
     plan = plan_alerts(
         known,
@@ -343,7 +425,7 @@ def _alert(job: Job, summary: dict[str, Any], comparison: dict[str, Any]) -> dic
     ctx = dataclasses.replace(ctx, plan=plan)
     decision = decide_alert(ctx)
     if not decision.should_alert:
-        log.info("no alert: nothing new for on-call (still open: %s)", list(plan.ongoing) or "none")
+        log.info("%s: no alert, nothing new for on-call (still open: %s)", rubric.name, list(plan.ongoing) or "none")
         return {"alerted": False, "sent": False, "reasons": [], "ongoing": list(plan.ongoing)}
     text, blocks = build_alert_blocks(ctx, decision)
     sent = send_alert(conn_id=job.settings.connections.slack, text=text, blocks=blocks)
@@ -354,7 +436,7 @@ def _alert(job: Job, summary: dict[str, Any], comparison: dict[str, Any]) -> dic
     return {"alerted": True, "sent": sent, "reasons": list(decision.reasons), "ongoing": list(plan.ongoing)}
 
 
-def _alert_context(job: Job, summary: dict[str, Any], comparison: dict[str, Any]) -> Any:
+def _alert_context(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[str, Any]) -> Any:
     from judgeflow.quality.alerts import AlertContext, airflow_run_url
     from judgeflow.quality.regression import RegressionReport
 
@@ -362,8 +444,8 @@ def _alert_context(job: Job, summary: dict[str, Any], comparison: dict[str, Any]
     return AlertContext(
         dag_id=run.dag_id,
         run_id=run.run_id,
-        rubric_name=job.rubric.name,
-        rubric_version=job.rubric.version_key,
+        rubric_name=rubric.name,
+        rubric_version=rubric.version_key,
         interval_start=run.interval_start,
         interval_end=run.interval_end,
         run_url=airflow_run_url(alerts.airflow_base_url, dag_id=run.dag_id, run_id=run.run_id),
@@ -381,17 +463,18 @@ def _alert_context(job: Job, summary: dict[str, Any], comparison: dict[str, Any]
         max_error_rate=alerts.max_judge_error_rate,
         budget_usd=job.settings.budget.max_cost_usd_per_run,
         report_url=str(comparison.get("report_url") or ""),
-        where=_segment_examples(job, comparison.get("pulls", [])),
+        where=_segment_examples(job, rubric, comparison.get("pulls", [])),
+        sample_rate=float(comparison.get("sample_rate", 1.0)),
     )
 
 
-def _segment_examples(job: Job, pulls: list[dict[str, Any]]) -> tuple[Any, ...]:
+def _segment_examples(job: Job, rubric: Rubric, pulls: list[dict[str, Any]]) -> tuple[Any, ...]:
     """The segments pulling the average down, each with its worst response and the judge's reason."""
     from judgeflow.quality.alerts import SegmentExample
 
     worst = [(p, p["worst"][0]) for p in pulls if p.get("worst")]
     reasons = job.warehouse.rationales(
-        [w["response_id"] for _, w in worst], rubric_name=job.rubric.name, rubric_version=job.rubric.version_key
+        [w["response_id"] for _, w in worst], rubric_name=rubric.name, rubric_version=rubric.version_key
     )
     return tuple(
         SegmentExample(

@@ -63,7 +63,7 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
     def overview(request: Request) -> str:
         r, query = reader(), request.url.query
         scope = _scope(r, request)
-        body = [pages.note("no runs yet: the view fills after the first run of llm_judge_daily")]
+        body = [pages.note("no runs yet: the view fills after the suite's first run")]
         if scope is not None:
             body = [
                 "<h2>Score trend</h2>",
@@ -257,11 +257,12 @@ class _LazyReader:
 
 
 def _production_reader() -> Reader:
-    from judgeflow.config import default_settings_path, load_settings
+    from judgeflow.config import default_settings_path
     from judgeflow.connections import server_connection, warehouse_target
     from judgeflow.storage.warehouse import Warehouse
+    from judgeflow.suite import load_suite
 
-    settings = load_settings(default_settings_path())
+    settings = load_suite(default_settings_path()).settings  # a suite file is read over its defaults
     url = warehouse_target(
         settings.connections.warehouse, embedded_path=settings.embedded_warehouse_path, lookup=server_connection
     )

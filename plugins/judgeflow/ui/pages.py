@@ -114,6 +114,7 @@ def health_table(rows: Sequence[RunHealth]) -> str:
         [
             "day",
             "version",
+            "sample",
             "staged",
             "scored",
             "coverage",
@@ -129,6 +130,7 @@ def health_table(rows: Sequence[RunHealth]) -> str:
                 [
                     cell(f"{r.interval_start:%Y-%m-%d}"),
                     cell(r.rubric_version),
+                    cell(num(r.sample_rate, ".0%")),
                     cell(r.extracted),
                     cell(r.scored),
                     cell(num(r.coverage, ".1%")),

@@ -30,7 +30,7 @@ def test_staged_sizes_measure_what_the_engine_would_send(tmp_path: Path) -> None
     warehouse.ensure_schema()
     warehouse.stage_run(
         run_key="r",
-        rubric=RUBRIC,
+        rubrics=[RUBRIC],
         start=end - dt.timedelta(days=1),
         end=end,
         rescore=True,

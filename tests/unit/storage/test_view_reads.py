@@ -112,7 +112,7 @@ def test_daily_scores_give_the_exact_daily_means(warehouse: Warehouse) -> None:
 def test_refresh_is_idempotent_and_follows_the_run_items(warehouse: Warehouse) -> None:
     staged = warehouse.stage_run(
         run_key="k1",
-        rubric=load_rubric(ROOT / "include" / "rubrics", "helpfulness"),  # staged under its own version
+        rubrics=[load_rubric(ROOT / "include" / "rubrics", "helpfulness")],  # staged under its own version
         start=END - DAY,
         end=END,
         rescore=True,
@@ -357,3 +357,22 @@ def test_an_open_rolling_average_shows_before_any_comparison(warehouse: Warehous
     (only,) = reader.regressions(reader.scope())  # type: ignore[arg-type]
 
     assert (only.key, only.state, only.last_found) == ("rolling average", "open", END)
+
+
+def test_a_judge_runs_table_from_before_suites_is_read_then_upgraded_in_place(warehouse: Warehouse) -> None:
+    """Between deploying suites and their first run, the view reads the older table as it is; the
+    first run's ``ensure_schema`` adds ``suite`` and ``sample_rate``, and the old row keeps its data."""
+    with warehouse.engine.begin() as conn:  # the table as a judgeflow before suites made it
+        conn.exec_driver_sql("ALTER TABLE judge_runs DROP COLUMN suite")
+        conn.exec_driver_sql("ALTER TABLE judge_runs DROP COLUMN sample_rate")
+    reader = Reader(warehouse, Settings())
+    scope = reader.scope()
+    assert scope is not None
+
+    (before,) = reader.run_health(scope)
+    warehouse.ensure_schema()
+    (after,) = Reader(warehouse, Settings()).run_health(scope)
+
+    columns = {c["name"] for c in inspect(warehouse.engine).get_columns("judge_runs")}
+    assert {"suite", "sample_rate"} <= columns
+    assert before == after and (after.extracted, after.sample_rate) == (91, 1.0), "NULL reads as every response"
