@@ -79,7 +79,7 @@ def _measure(kind: str, size: int, url: str) -> dict[str, Any]:
         started = time.perf_counter()
         staged = warehouse.stage_run(
             run_key="bench/run",
-            rubric=rubric,
+            rubrics=[rubric],
             start=DAY,
             end=DAY + dt.timedelta(days=1),
             rescore=False,

@@ -24,13 +24,14 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects import registry
 from sqlalchemy.sql.elements import ClauseElement
 
-from judgeflow.config import BatchingConfig, Settings, SourceConfig
+from judgeflow.config import BatchingConfig, SamplingConfig, Settings, SourceConfig
 from judgeflow.records import BatchRef, CriterionScore, ErrorKind, ErrorRecord, ScoreRecord, Usage
 from judgeflow.rubric import load_rubric
 from judgeflow.storage import daily_scores, estimates, migrate, versions
 from judgeflow.storage.alert_store import AlertStore
 from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow.storage.message_batches import MessageBatchStore
+from judgeflow.storage.sampling import SampleRule
 from judgeflow.storage.schema import alert_tables, daily_scores_table, judge_tables, message_batches_table
 from judgeflow.storage.view_reads import Reader, Scope
 from judgeflow.storage.warehouse import Warehouse
@@ -146,12 +147,19 @@ def _every_statement(dialect_name: str) -> list[str]:
     rubric = load_rubric(ROOT / "include" / "rubrics", "helpfulness")
     ref = BatchRef("dag/run", 0, 10, "a", "z")
     end = T0 + dt.timedelta(days=1)
-    wh.stage_run(run_key="dag/run", rubric=rubric, start=T0, end=end, rescore=False, batching=BatchingConfig())
+    wh.stage_run(run_key="dag/run", rubrics=[rubric], start=T0, end=end, rescore=False, batching=BatchingConfig())
+    sample = SampleRule(SamplingConfig(rate=0.5, by="topic", min_per_segment=2), salt="suite")
+    wh.stage_run(
+        run_key="dag/run", rubrics=[rubric], start=T0, end=end, rescore=False, batching=BatchingConfig(), sample=sample
+    )
     wh.plan_batches("dag/run")
     list(wh.read_batch(ref, rubric_name="r", rubric_version="v", dag_run_id="run", rescore=True, skip_errored=True))
+    list(wh.read_batch(ref, rubric_name="r", rubric_version="v", dag_run_id="run", rescore=False, since=T0))
     wh.write([a_score("a"), a_score("b")], [an_error("c")])
     wh.run_totals("dag/run", "run", "r", "v")
-    wh.spent_usd(dag_run_id="run", day_start=T0, day_end=end)
+    wh.run_totals("dag/run", "run", "r", "v", since=T0)
+    wh.spent_usd(dag_run_id="run", day_start=T0, day_end=end, rubric_names=["r"])
+    wh.count_created(T0, end)
     wh.rationales(["a"], rubric_name="r", rubric_version="v")
     wh.null_ids(T0, end)
     wh.record_run({c.name: None for c in wh.runs.columns} | {"run_key": "dag/run", "details": {"a": 1}})
@@ -183,6 +191,7 @@ def _view_reads(wh: Warehouse) -> None:
     reader = Reader(wh, Settings())
     reader._schema_ready = True
     reader._calibrations_checked = (True, 0.0)
+    reader._sample_rate_checked = (True, 0.0)
     scope = Scope("r", "v", T0.date())
     reader.scope("r")
     reader.trend(scope)

@@ -15,14 +15,16 @@ from judgeflow.errors import ConfigError
 from judgeflow.storage import migrate
 from judgeflow.storage.schema import all_tables
 
-SECOND = '''"""A nullable column, as a later release would add one (docs/development.md)."""
+HEAD = migrate.head()
+NEXT = f"{int(HEAD) + 1:04d}"
+NEXT_REVISION = '''"""A nullable column, as a later release would add one (docs/development.md)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{next}"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -43,10 +45,11 @@ def engine(tmp_path: Path) -> Engine:
 
 @pytest.fixture
 def newer_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """judgeflow's migrations plus a revision 0002, as the next release would ship them."""
+    """judgeflow's migrations plus one more revision, as the next release would ship them."""
     folder = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_note.py").write_text(SECOND, encoding="utf-8")
+    text = NEXT_REVISION.replace("{next}", NEXT).replace("{head}", HEAD)
+    (folder / "versions" / f"{NEXT}_note.py").write_text(text, encoding="utf-8")
     monkeypatch.setattr(migrate, "MIGRATIONS", folder)
     return folder
 
@@ -75,19 +78,21 @@ def test_upgrade_is_idempotent_and_keeps_rows(engine: Engine) -> None:
 
 
 def test_a_warehouse_without_the_tables_is_refused_with_the_command(engine: Engine) -> None:
-    with pytest.raises(ConfigError, match=r"not in the warehouse yet.*revision is 0001.*`judgeflow db upgrade`"):
+    with pytest.raises(ConfigError, match=rf"not in the warehouse yet.*revision is {HEAD}.*`judgeflow db upgrade`"):
         migrate.check(engine)
 
 
 def test_an_older_schema_names_both_revisions_and_the_command(engine: Engine, newer_release: Path) -> None:
     migrate.upgrade(engine, id_type=Integer())
-    with engine.begin() as conn:  # back to what release 0.1 left: revision 0001, no note column
-        conn.exec_driver_sql("UPDATE judgeflow_alembic_version SET version_num = '0001'")
+    with engine.begin() as conn:  # back to what this release leaves: its head, no note column
+        conn.exec_driver_sql(f"UPDATE judgeflow_alembic_version SET version_num = '{HEAD}'")
         conn.exec_driver_sql("ALTER TABLE judge_runs DROP COLUMN note")
 
-    with pytest.raises(ConfigError, match=r"at schema revision 0001, this judgeflow needs 0002.*judgeflow db upgrade"):
+    with pytest.raises(
+        ConfigError, match=rf"at schema revision {HEAD}, this judgeflow needs {NEXT}.*judgeflow db upgrade"
+    ):
         migrate.check(engine)
-    assert migrate.upgrade(engine, id_type=None) == ("0001", "0002")
+    assert migrate.upgrade(engine, id_type=None) == (HEAD, NEXT)
     assert "note" in {c["name"] for c in inspect(engine).get_columns("judge_runs")}
     migrate.check(engine)
 
@@ -96,9 +101,11 @@ def test_a_newer_schema_names_both_revisions(
     engine: Engine, newer_release: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrate.upgrade(engine, id_type=Integer())  # by the newer release
-    monkeypatch.undo()  # this judgeflow: head 0001
+    monkeypatch.undo()  # this judgeflow: its own head
 
-    with pytest.raises(ConfigError, match=r"at schema revision 0002, which this judgeflow \(revision 0001\) does not"):
+    with pytest.raises(
+        ConfigError, match=rf"at schema revision {NEXT}, which this judgeflow \(revision {HEAD}\) does not"
+    ):
         migrate.check(engine)
-    with pytest.raises(ConfigError, match="0002"):
+    with pytest.raises(ConfigError, match=NEXT):
         migrate.upgrade(engine, id_type=None)  # and never "upgrades" it backwards

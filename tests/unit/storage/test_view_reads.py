@@ -361,10 +361,12 @@ def test_an_open_rolling_average_shows_before_any_comparison(warehouse: Warehous
 
 def test_a_judge_runs_table_from_before_suites_is_read_then_upgraded_in_place(warehouse: Warehouse) -> None:
     """Between deploying suites and their first run, the view reads the older table as it is; the
-    first run's ``ensure_schema`` adds ``suite`` and ``sample_rate``, and the old row keeps its data."""
-    with warehouse.engine.begin() as conn:  # the table as a judgeflow before suites made it
+    first run's ``ensure_schema`` (migration 0002) adds ``suite`` and ``sample_rate``, and the old row
+    keeps its data."""
+    with warehouse.engine.begin() as conn:  # the table as a judgeflow before suites made it (revision 0001)
         conn.exec_driver_sql("ALTER TABLE judge_runs DROP COLUMN suite")
         conn.exec_driver_sql("ALTER TABLE judge_runs DROP COLUMN sample_rate")
+        conn.exec_driver_sql("UPDATE judgeflow_alembic_version SET version_num = '0001'")
     reader = Reader(warehouse, Settings())
     scope = reader.scope()
     assert scope is not None
