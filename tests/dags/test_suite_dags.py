@@ -123,6 +123,6 @@ def test_bad_suite_files_are_one_import_error_naming_each_and_every_other_suite_
         for fragment in fragments:
             assert fragment in lines[str(suites / name)], lines[str(suites / name)]
     assert "source.table: table 'no_such_table' not found" in lines[str(suites / "no_table.yaml")]
-    assert "no column(s) ['prompt']" in lines[str(suites / "no_column.yaml")]
+    assert "table 'app_responses' has no column(s) prompt" in lines[str(suites / "no_column.yaml")]
     assert {"llm_judge__support", "llm_judge__search"} <= set(bag.dag_ids), "the good suites load"
     assert not {"llm_judge__typo", "llm_judge__ghost_rubric", "llm_judge__twin"} & set(bag.dag_ids)
