@@ -23,7 +23,7 @@ from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.emulator import EmulatorConfig
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import POSTGRES_URL, require_tcp
-from tests.support.dag_runs import run_judged_by, write_settings
+from tests.support.dag_runs import deploy, run_judged_by, write_settings
 from tests.support.warehouse_checks import outcome_counts
 
 pytestmark = pytest.mark.postgres
@@ -134,7 +134,7 @@ def test_a_dba_runs_the_ddl_and_a_dml_only_role_runs_the_dag(
         conn.exec_driver_sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
     try:
         runner_url = _engine(schema, role).url.render_as_string(hide_password=False)
-        monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+        deploy(monkeypatch, settings)
         monkeypatch.setenv(
             "AIRFLOW_CONN_JUDGE_WAREHOUSE",
             json.dumps({"conn_type": "postgres", "extra": {"sqlalchemy_url": runner_url}}),

@@ -26,7 +26,7 @@ from judgeflow.storage.engine import warehouse_engine
 from judgeflow_devkit.emulator import EmulatorConfig
 from judgeflow_devkit.sample_data import generate_responses
 from tests.conftest import require_tcp
-from tests.support.dag_runs import run_judged_by, write_settings
+from tests.support.dag_runs import deploy, run_judged_by, write_settings
 from tests.support.warehouse_checks import outcome_counts
 
 RUN_DATE = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
@@ -146,7 +146,7 @@ def test_the_daily_dag_end_to_end(
     target: Target = request.getfixturevalue(kind)
     seeded = _seed(target, 24)
     settings = write_settings(tmp_path, batching={"batch_size": 10})
-    monkeypatch.setenv("JUDGEFLOW_SETTINGS", str(settings))
+    deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", target.connection)
     if kind == "duckdb":
         target.engine.dispose()  # one process holds a DuckDB file; the tasks open it next
