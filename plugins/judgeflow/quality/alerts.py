@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from judgeflow.quality.alert_state import AlertPlan, regression_key
+from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison, RegressionReport
 
 log = logging.getLogger(__name__)
@@ -47,20 +47,6 @@ class SegmentExample:
     response_id: str
     score: float
     rationale: str
-
-
-_REDACTIONS = (
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"(?<![\w])\+?\d[\d ().-]{7,}\d(?![\w])"), "[phone]"),
-    (re.compile(r"\b(?:sk|pk|rk|api|key|token|secret)[-_][A-Za-z0-9_-]{8,}|\b[A-Za-z0-9_-]{32,}\b"), "[key]"),
-)
-
-
-def redact(text: str) -> str:
-    """Mask e-mail addresses, phone numbers and things that look like keys before Slack sees them."""
-    for pattern, mask in _REDACTIONS:
-        text = pattern.sub(mask, text)
-    return text
 
 
 @dataclass(frozen=True, slots=True)
