@@ -6,8 +6,10 @@ small segment's pooled days) and numbers the comparison table shows:
 - per segment column, each value's *traffic share* is its responses per day in the current window
   (``current_n / days_pooled``) over the column's total, and its *contribution* to the column's
   average change is ``traffic_share * difference``; the contributions add up to the average change;
-- a segment's *share of the decline* is its contribution over the sum of the negative ones (a
-  segment that did not drop carries none);
+- a segment's *share of the decline* is its contribution over the sum of the contributions of the
+  segments that dropped *for sure* (their 95% interval below zero); when none did, of every negative
+  one. Without that, a large segment's daily noise would claim a share of a small segment's real
+  drop. A segment that did not drop carries none;
 - a column says **global** when the average change is negative and every value dropped by at least
   half of it: the whole product moved, which points at a model, prompt or judge change rather than at
   one kind of question. Otherwise **local**, named by the segments carrying the decline;
@@ -150,17 +152,19 @@ def _column(rows: Sequence[MetricComparison], column: str, metric: str) -> RootC
     traffic = [p / sum(per_day) for p in per_day]
     contributions = [t * float(r.difference or 0.0) for t, r in zip(traffic, mine, strict=True)]
     average = sum(contributions)
-    decline = sum(c for c in contributions if c < 0)
+    sure = [r.ci_high is not None and r.ci_high < 0 for r in mine]
+    counted = [c < 0 and (s or not any(sure)) for c, s in zip(contributions, sure, strict=True)]
+    decline = sum(c for c, k in zip(contributions, counted, strict=True) if k)
     shares = sorted(
         (
             SegmentShare(
                 segment=str(r.segment),
                 difference=float(r.difference or 0.0),
                 traffic_share=t,
-                decline_share=c / decline if decline < 0 and c < 0 else 0.0,
+                decline_share=c / decline if decline < 0 and k else 0.0,
                 days_pooled=r.days_pooled,
             )
-            for r, t, c in zip(mine, traffic, contributions, strict=True)
+            for r, t, c, k in zip(mine, traffic, contributions, counted, strict=True)
         ),
         key=lambda s: (-s.decline_share, s.segment),
     )

@@ -87,3 +87,18 @@ def test_a_criterion_only_drop_is_read_on_that_criterion() -> None:
 
 def test_nothing_fell_is_none() -> None:
     assert locate([row(None, -0.1), row("topic=a", -0.1)]).kind is DropKind.NONE
+
+
+def test_only_sure_drops_share_the_decline_when_there_are_any() -> None:
+    import dataclasses
+
+    sure = dataclasses.replace(
+        row("topic=shipping", -0.9, n=30, days=3, status=ComparisonStatus.REGRESSION), ci_low=-1.3, ci_high=-0.5
+    )
+    noisy = dataclasses.replace(row("topic=billing", -0.15, n=30), ci_low=-0.5, ci_high=0.2)
+    cause = locate([row(None, -0.1), sure, noisy, row("topic=account", 0.2, n=30)])
+
+    assert cause.kind is DropKind.LOCAL
+    shares = {s.segment: s.decline_share for s in cause.shares}
+    assert shares == {"topic=shipping": 1.0, "topic=billing": 0.0, "topic=account": 0.0}
+    assert "topic=billing" not in cause.text
