@@ -23,6 +23,7 @@ difference. Pure: numbers in, a :class:`RootCause` out.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,13 +57,7 @@ class SegmentShare:
     days_pooled: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "segment": self.segment,
-            "difference": self.difference,
-            "traffic_share": self.traffic_share,
-            "decline_share": self.decline_share,
-            "days_pooled": self.days_pooled,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

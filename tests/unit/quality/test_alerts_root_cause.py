@@ -6,35 +6,18 @@ Kept beside ``test_alerts.py`` (the message as a whole) so each file stays about
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 
 from judgeflow.quality.alerts import AlertContext, build_alert_blocks, decide_alert, format_regression_line
+from judgeflow.quality.regression import RegressionReport
 from judgeflow.quality.root_cause import DropKind
-from tests.unit.quality.test_segments import TODAY, TOPICS, compare, frame
+from tests.unit.quality.test_alerts import context as alerts_context
+from tests.unit.quality.test_segments import TOPICS, compare, frame
 
-DAY = dt.timedelta(days=1)
 
-
-def context(report: object) -> AlertContext:
-    return AlertContext(
-        dag_id="llm_judge_daily",
-        run_id="scheduled__2026-11-21T00:00:00+00:00",
-        rubric_name="helpfulness",
-        rubric_version="3",
-        interval_start=TODAY,
-        interval_end=TODAY + DAY,
-        run_url="",
-        extracted=60,
-        scored=60,
-        from_cache=0,
-        errors=0,
-        cost_usd=0.1,
-        rolling_average=3.6,
-        rolling_count=420,
-        threshold=1.0,
-        report=report,  # type: ignore[arg-type]
-    )
+def context(report: RegressionReport) -> AlertContext:
+    """The message's other fields as ``test_alerts`` has them; the rolling average stays above its threshold."""
+    return alerts_context(report=report, rolling_average=3.6, threshold=1.0)
 
 
 def rendered(ctx: AlertContext) -> tuple[str, list[dict[str, object]]]:
