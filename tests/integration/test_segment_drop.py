@@ -64,12 +64,12 @@ def test_a_drop_in_a_ten_a_day_segment_is_announced_within_three_days_and_called
 
     assert [r.state for r in runs] == ["success"] * 4
     assert messages[0] == [], f"the clean day stays quiet: {messages[0]}"
+    # only the three bad days run: announced at all means announced within three days
     announced = next((day for day, sent in enumerate(messages[1:], start=1) if sent), None)
-    assert announced is not None, "the shipping drop was never announced"
+    assert announced is not None, "the shipping drop was not announced within three days"
     first = messages[announced][0]
     print(f"\nannounced on bad day {announced} of 3; the message on-call received:\n{first}")
-    assert announced <= 3
-    assert "overall [topic=shipping]" in first and "detects ≥" in first
+    assert "overall [topic=shipping]" in first and "over 3 days, detects ≥" in first
     assert "local: topic=shipping carries" in first, first
 
     with engine.connect() as conn:
