@@ -202,7 +202,7 @@ def format_regression_line(c: MetricComparison) -> str:
     The difference is signed with a typographic :data:`MINUS`.
     """
     return (
-        f"{redact(c.label)}: {_num(c.baseline_mean)} → {_num(c.current_mean)} ({_signed(c.difference)}), "
+        f"{c.shown_label}: {_num(c.baseline_mean)} → {_num(c.current_mean)} ({_signed(c.difference)}), "
         f"{_p(c.p_value)}, n={c.baseline_n} vs {c.current_n}{_power(c)}"
     )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison
 
 HEADERS = (
@@ -50,7 +49,7 @@ def comparison_table(rows: Sequence[MetricComparison], *, table_id: str | None =
     body = []
     for r in rows:
         cells = [
-            f'<td class="text">{e(redact(r.label))}</td>',
+            f'<td class="text">{e(r.shown_label)}</td>',
             *(
                 f"<td>{e(value)}</td>"
                 for value in (

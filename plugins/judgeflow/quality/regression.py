@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from judgeflow.quality.redaction import redact
 from judgeflow.quality.root_cause import RootCause, locate_drop
 from judgeflow.quality.segments import Span, groups
 from judgeflow.quality.stats import (
@@ -129,6 +130,14 @@ class MetricComparison:
     def label(self) -> str:
         """``accuracy`` or ``accuracy [topic=shipping]``: what to call this row in a message."""
         return self.metric if self.segment is None else f"{self.metric} [{self.segment}]"
+
+    @property
+    def shown_label(self) -> str:
+        """:attr:`label` with the segment value redacted: what leaves for Slack, the report and the view.
+
+        A segment value comes from the application's data (what users typed, perhaps); the metric is a
+        rubric's criterion name, which judgeflow's own config chose and is never masked."""
+        return self.metric if self.segment is None else f"{self.metric} [{redact(self.segment)}]"
 
     def to_json(self) -> dict[str, Any]:
         return {
