@@ -1,7 +1,7 @@
 """``judgeflow-dev demo`` (``make demo``): the whole pipeline on a fresh machine, in a minute or two.
 
 Seeds an embedded SQLite warehouse with 8 days of each shipped suite's application data: the
-support bot's answers (a table, with a quality drop in one topic on the last day) and the search
+support bot's answers (a table, with a quality drop in one topic over the last three days) and the search
 assistant's JSON log events. Starts the Messages API emulator (unless ``ANTHROPIC_API_KEY`` is
 set), runs each suite's DAG for one day with ``airflow dags test`` and prints what each stored.
 """
@@ -41,12 +41,18 @@ def run_demo(*, workdir: Path, per_day: int) -> int:
         warehouse.unlink()
     workdir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{warehouse}")
-    baseline = generate_responses(count=7 * per_day, end=day, days=7, seed=1)
+    # The drop began three days ago: a topic of 12 a day is compared over the days it needs to hold
+    # alerts.min_samples (30) scores, so a drop of one day would be a third of its window.
+    since = today - dt.timedelta(days=3)
+    baseline = generate_responses(count=5 * per_day, end=since, days=5, seed=1)
     current = generate_responses(
-        count=per_day, end=today, days=1, seed=2, first_id=7 * per_day + 1, low_quality_topic="shipping"
+        count=3 * per_day, end=today, days=3, seed=2, first_id=5 * per_day + 1, low_quality_topic="shipping"
     )
     seeded = seed_warehouse(engine, baseline) + seed_warehouse(engine, current)
-    print(f"seeded {seeded} support answers (8 days, a quality drop in 'shipping' on {day:%Y-%m-%d}) into {warehouse}")
+    print(
+        f"seeded {seeded} support answers (8 days, a quality drop in 'shipping' since {since:%Y-%m-%d}, "
+        f"judged on {day:%Y-%m-%d}) into {warehouse}"
+    )
     events = seed_search_events(engine, generate_search_events(count=8 * per_day, end=today, days=8, seed=3))
     print(f"seeded {events} search assistant answers (8 days, JSON events in search_events)")
 

@@ -112,6 +112,10 @@ class AlertConfig(_Frozen):
     min_drop: float = Field(0.25, ge=0, description="smallest mean drop worth an alert")
     alpha: float = Field(0.05, gt=0, lt=1)
     min_samples: int = Field(30, ge=2)
+    max_pool_days: int = Field(
+        7, ge=1, le=90, description="a segment short of min_samples pools its last days, up to this many"
+    )
+    power: float = Field(0.8, gt=0, lt=1, description="for the smallest drop each comparison could detect")
     max_judge_error_rate: float = Field(0.05, ge=0, le=1, description="health: share of responses the judge failed")
     report_folder: str = Field("../.judgeflow/reports", description="local path or object storage URL")
     report_base_url: str = Field("", description="where people open report_folder; empty = its own URL")

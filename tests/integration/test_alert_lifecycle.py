@@ -41,7 +41,8 @@ def test_drop_alerts_once_then_recovers(tmp_path: Path, airflow_db: Path, monkey
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY, 20_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + 2 * DAY, 22_000, drop=False))
-    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0})
+    # the lifecycle of one regression on unpooled days (pooling: test_segment_drop.py)
+    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0, "max_pool_days": 1})
     deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 
@@ -78,7 +79,8 @@ def test_slack_down_keeps_the_alert_for_the_next_run(
         seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY - (7 - n) * DAY, 1000 * (n + 1), drop=False))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY, 20_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
-    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0})
+    # the lifecycle of one regression on unpooled days (pooling: test_segment_drop.py)
+    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0, "max_pool_days": 1})
     deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from judgeflow.quality.alert_state import AlertPlan, regression_key
+from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison, RegressionReport
 
 log = logging.getLogger(__name__)
@@ -47,20 +47,6 @@ class SegmentExample:
     response_id: str
     score: float
     rationale: str
-
-
-_REDACTIONS = (
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"(?<![\w])\+?\d[\d ().-]{7,}\d(?![\w])"), "[phone]"),
-    (re.compile(r"\b(?:sk|pk|rk|api|key|token|secret)[-_][A-Za-z0-9_-]{8,}|\b[A-Za-z0-9_-]{32,}\b"), "[key]"),
-)
-
-
-def redact(text: str) -> str:
-    """Mask e-mail addresses, phone numbers and things that look like keys before Slack sees them."""
-    for pattern, mask in _REDACTIONS:
-        text = pattern.sub(mask, text)
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +163,9 @@ def build_alert_blocks(ctx: AlertContext, decision: AlertDecision) -> tuple[str,
     if ctx.report.regressions:
         lines = [f"• {_escape(format_regression_line(c))}" for c in ctx.report.regressions]
         blocks.append(_section(truncate_lines("*Regressed metrics* (baseline → current)", lines)))
+    cause = ctx.report.root_cause
+    if cause is not None and cause.kind.value in ("global", "local") and ctx.report.regressions:
+        blocks.append(_section(truncate(f"*Root cause*\n{_escape(redact(cause.text))}", SECTION_MAX_CHARS)))
     if ctx.where and ctx.report.regressions:
         lines = [_where_line(e) for e in ctx.where[:3]]
         blocks.append(_section(truncate_lines("*Where it dropped*", lines)))
@@ -202,7 +191,7 @@ def build_alert_blocks(ctx: AlertContext, decision: AlertDecision) -> tuple[str,
 def _where_line(e: SegmentExample) -> str:
     rationale = _escape(truncate(redact(e.rationale), 200))
     return (
-        f"• {_escape(e.segment)}: mean {e.mean:.2f} over {e.n}, pulls the average by {_signed(e.pull)}; "
+        f"• {_escape(redact(e.segment))}: mean {e.mean:.2f} over {e.n}, pulls the average by {_signed(e.pull)}; "
         f"worst #{_escape(str(e.response_id))} scored {e.score:.1f}: _{rationale}_"
     )
 
@@ -213,9 +202,17 @@ def format_regression_line(c: MetricComparison) -> str:
     The difference is signed with a typographic :data:`MINUS`.
     """
     return (
-        f"{c.label}: {_num(c.baseline_mean)} → {_num(c.current_mean)} ({_signed(c.difference)}), "
-        f"{_p(c.p_value)}, n={c.baseline_n} vs {c.current_n}"
+        f"{c.shown_label}: {_num(c.baseline_mean)} → {_num(c.current_mean)} ({_signed(c.difference)}), "
+        f"{_p(c.p_value)}, n={c.baseline_n} vs {c.current_n}{_power(c)}"
     )
+
+
+def _power(c: MetricComparison) -> str:
+    """A segment row's pooled days and the smallest drop it could detect: ``, over 3 days, detects ≥0.58``."""
+    if c.segment is None:
+        return ""
+    pooled = f", over {c.days_pooled} days" if c.days_pooled > 1 else ""
+    return pooled + ("" if c.mde is None else f", detects ≥{c.mde:.2f}")
 
 
 def truncate(text: str, limit: int) -> str:

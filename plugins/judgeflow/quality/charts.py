@@ -210,7 +210,7 @@ def segments_png(rows: Sequence[MetricComparison]) -> bytes | None:
     positions = np.arange(len(rows))
     colors = [REGRESSION_COLOR if r.status.is_regression else OTHER_COLOR for r in rows]
     ax.barh(positions, differences, xerr=xerr, color=colors, ecolor="#1f2328", capsize=2)
-    ax.set_yticks(positions, [plain(r.label) for r in rows], fontsize=8)
+    ax.set_yticks(positions, [plain(r.shown_label) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0.0, color="#1f2328", linewidth=0.8)
     ax.set_xlabel("current - baseline (mean score), 95% bootstrap CI")

@@ -1,9 +1,11 @@
 """The comparisons table, drawn the same way by the per-run report and the UI view's Segments page.
 
 One row per :class:`~judgeflow.quality.regression.MetricComparison`: sample sizes, means, the difference
-with its 95% CI, the q value and the status (also the row's CSS class, so both pages colour
+with its 95% CI, the smallest drop the row could detect at its n, the days a small segment pooled,
+the q value and the status (also the row's CSS class, so both pages colour
 regressions alike). Kept apart from both callers so the report does not import the view, nor the
-view the report's pandas code. Every text from the data is escaped here.
+view the report's pandas code. Every text from the data is escaped here, and segment values are
+redacted (a segment column may hold what users typed).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ HEADERS = (
     "current n",
     "current mean",
     "difference [95% CI]",
+    "detects a drop of",
+    "days pooled",
     "q",
     "status",
 )
@@ -45,7 +49,7 @@ def comparison_table(rows: Sequence[MetricComparison], *, table_id: str | None =
     body = []
     for r in rows:
         cells = [
-            f'<td class="text">{e(r.label)}</td>',
+            f'<td class="text">{e(r.shown_label)}</td>',
             *(
                 f"<td>{e(value)}</td>"
                 for value in (
@@ -54,6 +58,8 @@ def comparison_table(rows: Sequence[MetricComparison], *, table_id: str | None =
                     str(r.current_n),
                     num(r.current_mean),
                     difference(r),
+                    num(r.mde),
+                    str(r.days_pooled),
                     num(r.q_value, ".3g"),
                     r.status.value,
                 )

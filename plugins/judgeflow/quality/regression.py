@@ -7,13 +7,16 @@ seeded, so a rerun of an old interval gives the same report.
 
 The comparison runs in steps:
 
-- :func:`_split_windows` cuts the frame into the baseline and current windows, and
-  :func:`_groups` into all responses plus one group per segment value (``topic=shipping``);
+- :func:`judgeflow.quality.segments.groups` cuts the frame into the baseline and current windows of
+  all responses plus one group per segment value (``topic=shipping``), a small segment's current window
+  pooled over its last days until it holds ``min_samples`` scores;
 - :func:`_compare_metric` turns two samples into one :class:`MetricComparison`: difference in
   means with a bootstrap CI, Mann-Whitney p-value and Cliff's delta (the numbers live in
   :mod:`judgeflow.quality.stats`);
 - :func:`_adjust` turns every p-value of the report into a Benjamini-Hochberg q-value and
-  :func:`_classify` maps numbers to a :class:`ComparisonStatus` given a :class:`_Rule`;
+  :func:`_classify` maps numbers to a :class:`ComparisonStatus` given a :class:`_Rule`; each tested row
+  also states its minimum detectable effect at ``alpha`` and ``power``;
+- :func:`judgeflow.quality.root_cause.locate_drop` says whether a drop is global or local;
 - :func:`root_causes` says which segments pull the current average down, with their worst responses.
 
 A regression is a value in the report, not an exception: whether it fails a run is the caller's call.
@@ -23,13 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from judgeflow.quality.redaction import redact
+from judgeflow.quality.root_cause import RootCause, locate_drop
+from judgeflow.quality.segments import Span, groups
 from judgeflow.quality.stats import (
     CREATED_AT,
     OVERALL,
@@ -40,6 +46,7 @@ from judgeflow.quality.stats import (
     bootstrap_mean_difference_ci,
     mann_whitney,
     metric_values,
+    minimum_detectable_effect,
     require_aware,
     require_columns,
     root_causes,
@@ -78,14 +85,13 @@ class _Rule(NamedTuple):
     min_drop: float
 
 
-class _Windows(NamedTuple):
-    baseline: pd.DataFrame
-    current: pd.DataFrame
+class _Test(NamedTuple):
+    """How a comparison is tested: resampling, and what the minimum detectable effect assumes."""
 
-
-class _Group(NamedTuple):
-    segment: str | None
-    windows: _Windows
+    rng: np.random.Generator
+    n_boot: int
+    alpha: float
+    power: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,10 @@ class MetricComparison:
     over every test in the report; the status uses it. Means and difference are ``None`` when a
     window has no values; p, q, CI and effect size also when a window has fewer than ``min_samples``
     values (no test is run) or the test is undefined. ``segment`` is ``None`` for all responses,
-    else ``"column=value"``.
+    else ``"column=value"``. ``days_pooled`` is how many days the current window spans (a small
+    segment's pooled days; 1 for all responses), its baseline the days before those. ``mde`` is the
+    smallest drop this row could detect (:func:`judgeflow.quality.stats.minimum_detectable_effect`),
+    ``None`` when it was not tested.
     """
 
     metric: str
@@ -114,11 +123,21 @@ class MetricComparison:
     effect_size: float | None = None
     q_value: float | None = None
     segment: str | None = None
+    days_pooled: int = 1
+    mde: float | None = None
 
     @property
     def label(self) -> str:
         """``accuracy`` or ``accuracy [topic=shipping]``: what to call this row in a message."""
         return self.metric if self.segment is None else f"{self.metric} [{self.segment}]"
+
+    @property
+    def shown_label(self) -> str:
+        """:attr:`label` with the segment value redacted: what leaves for Slack, the report and the view.
+
+        A segment value comes from the application's data (what users typed, perhaps); the metric is a
+        rubric's criterion name, which judgeflow's own config chose and is never masked."""
+        return self.metric if self.segment is None else f"{self.metric} [{redact(self.segment)}]"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,12 +154,16 @@ class MetricComparison:
             "effect_size": self.effect_size,
             "q_value": self.q_value,
             "segment": self.segment,
+            "days_pooled": self.days_pooled,
+            "mde": self.mde,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MetricComparison:
-        """Read :meth:`to_json` output; JSON written before a field existed gets its default."""
-        return cls(**{**data, "status": ComparisonStatus(data["status"])})
+        """Read :meth:`to_json` output; JSON written before a field existed gets its default, and keys
+        stored beside the row (``sample_rate``, ``root_cause``) are left to whoever wrote them."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "status": ComparisonStatus(data["status"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +185,9 @@ class RegressionReport:
     segment_columns: tuple[str, ...] = ()
     n_boot: int = 2000
     seed: int = 0
+    max_pool_days: int = 1
+    power: float = 0.8
+    root_cause: RootCause | None = None
 
     @property
     def regressions(self) -> tuple[MetricComparison, ...]:
@@ -193,6 +219,9 @@ class RegressionReport:
             "segment_columns": list(self.segment_columns),
             "n_boot": self.n_boot,
             "seed": self.seed,
+            "max_pool_days": self.max_pool_days,
+            "power": self.power,
+            "root_cause": None if self.root_cause is None else self.root_cause.to_json(),
         }
 
     @classmethod
@@ -208,6 +237,9 @@ class RegressionReport:
             segment_columns=tuple(data.get("segment_columns", ())),
             n_boot=int(data.get("n_boot", 2000)),
             seed=int(data.get("seed", 0)),
+            max_pool_days=int(data.get("max_pool_days", 1)),
+            power=float(data.get("power", 0.8)),
+            root_cause=RootCause.from_json(data["root_cause"]) if data.get("root_cause") else None,
         )
 
 
@@ -224,6 +256,8 @@ def compare_windows(
     segment_columns: Sequence[str] = (),
     n_boot: int = 2000,
     seed: int = 0,
+    max_pool_days: int = 1,
+    power: float = 0.8,
 ) -> RegressionReport:
     """Compare ``[current_start, current_end)`` with the ``baseline_days`` days just before it.
 
@@ -237,6 +271,11 @@ def compare_windows(
     fewer than ``min_samples`` values says ``not_enough_data`` rather than guess. Missing (NaN)
     values of a metric are left out of that metric only.
 
+    A segment whose current window holds fewer than ``min_samples`` scores is pooled over its last
+    days, up to ``max_pool_days`` (:mod:`judgeflow.quality.segments`); every tested row states its
+    minimum detectable effect at ``alpha`` and ``power``; the report's ``root_cause`` says whether a
+    drop is global or local (:mod:`judgeflow.quality.root_cause`).
+
     Raises ``ValueError`` for naive datetimes, ``current_end <= current_start`` or missing columns.
     """
     require_aware(current_start=current_start, current_end=current_end)
@@ -244,28 +283,31 @@ def compare_windows(
         raise ValueError(f"current_end {current_end} must be after current_start {current_start}")
     if baseline_days < 1:
         raise ValueError(f"baseline_days must be at least 1, got {baseline_days}")
+    if max_pool_days < 1:
+        raise ValueError(f"max_pool_days must be at least 1, got {max_pool_days}")
     metrics = [OVERALL, *(c for c in criteria if c != OVERALL)]
     require_columns(scores, [CREATED_AT, *metrics, *segment_columns])
 
     baseline_start = current_start - dt.timedelta(days=baseline_days)
-    windows = _split_windows(
-        scores, baseline_start=baseline_start, current_start=current_start, current_end=current_end
-    )
+    span = Span(current_start, current_end, baseline_days)
     rule = _Rule(alpha=alpha, min_samples=min_samples, min_drop=min_drop)
-    rng = np.random.default_rng(seed)
+    test = _Test(np.random.default_rng(seed), n_boot, alpha, power)
     tested = [
         _compare_metric(
             metric,
             baseline=metric_values(group.windows.baseline, metric),
             current=metric_values(group.windows.current, metric),
             segment=group.segment,
+            days_pooled=group.days_pooled,
             min_samples=min_samples,
-            rng=rng,
-            n_boot=n_boot,
+            test=test,
         )
-        for group in _groups(windows, segment_columns)
+        for group in groups(
+            scores, span, segment_columns=segment_columns, min_samples=min_samples, max_pool_days=max_pool_days
+        )
         for metric in metrics
     ]
+    comparisons = _adjust(tested, rule=rule)
     return RegressionReport(
         current_start=current_start,
         current_end=current_end,
@@ -273,10 +315,13 @@ def compare_windows(
         alpha=alpha,
         min_samples=min_samples,
         min_drop=min_drop,
-        comparisons=_adjust(tested, rule=rule),
+        comparisons=comparisons,
         segment_columns=tuple(segment_columns),
         n_boot=n_boot,
         seed=seed,
+        max_pool_days=max_pool_days,
+        power=power,
+        root_cause=locate_drop(comparisons, segment_columns=segment_columns, min_drop=min_drop),
     )
 
 
@@ -294,39 +339,15 @@ def rolling_average(scores: pd.DataFrame, *, end: dt.datetime, days: int) -> tup
     return float(values.mean()), int(values.size)
 
 
-def _split_windows(
-    scores: pd.DataFrame, *, baseline_start: dt.datetime, current_start: dt.datetime, current_end: dt.datetime
-) -> _Windows:
-    return _Windows(
-        baseline=between(scores, start=baseline_start, end=current_start),
-        current=between(scores, start=current_start, end=current_end),
-    )
-
-
-def _groups(windows: _Windows, segment_columns: Sequence[str]) -> Iterator[_Group]:
-    """All responses, then each value (present in either window) of each segment column, sorted."""
-    yield _Group(None, windows)
-    for column in segment_columns:
-        present = {*windows.baseline[column].dropna(), *windows.current[column].dropna()}
-        for value in sorted(present, key=str):
-            yield _Group(
-                f"{column}={value}",
-                _Windows(
-                    baseline=windows.baseline[windows.baseline[column] == value],
-                    current=windows.current[windows.current[column] == value],
-                ),
-            )
-
-
 def _compare_metric(
     metric: str,
     *,
     baseline: np.ndarray,
     current: np.ndarray,
     segment: str | None,
+    days_pooled: int,
     min_samples: int,
-    rng: np.random.Generator,
-    n_boot: int,
+    test: _Test,
 ) -> MetricComparison:
     """Means always; CI, p-value and effect size only when both windows hold ``min_samples`` values.
 
@@ -345,15 +366,17 @@ def _compare_metric(
         p_value=None,
         status=ComparisonStatus.NOT_ENOUGH_DATA,
         segment=segment,
+        days_pooled=days_pooled,
     )
     if min(baseline.size, current.size) < max(min_samples, 1):
         return row
-    test = mann_whitney(baseline, current)
-    ci = bootstrap_mean_difference_ci(baseline, current, rng=rng, n_boot=n_boot)
+    mw = mann_whitney(baseline, current)
+    ci = bootstrap_mean_difference_ci(baseline, current, rng=test.rng, n_boot=test.n_boot)
     return dataclasses.replace(
         row,
-        p_value=test.p_value,
-        effect_size=test.cliffs_delta,
+        p_value=mw.p_value,
+        effect_size=mw.cliffs_delta,
+        mde=minimum_detectable_effect(baseline, current, alpha=test.alpha, power=test.power),
         ci_low=None if ci is None else ci[0],
         ci_high=None if ci is None else ci[1],
     )
@@ -399,6 +422,7 @@ __all__ = [
     "ComparisonStatus",
     "MetricComparison",
     "RegressionReport",
+    "RootCause",
     "SegmentPull",
     "WorstResponse",
     "compare_windows",

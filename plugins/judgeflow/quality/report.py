@@ -32,6 +32,7 @@ import numpy as np
 
 from judgeflow.quality.charts import ValueCounts, WindowCounts, distributions_png, segments_png
 from judgeflow.quality.comparison_table import comparison_table
+from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison, RegressionReport
 from judgeflow.quality.stats import CREATED_AT, OVERALL
 
@@ -148,13 +149,17 @@ def _render_html(*, report: RegressionReport, title: str, images: dict[str, byte
         f"baseline [{report.baseline_start.isoformat()}, {report.current_start.isoformat()}) vs "
         f"current [{report.current_start.isoformat()}, {report.current_end.isoformat()})"
     )
-    rules = f"alpha={report.alpha:g}, min_samples={report.min_samples}, min_drop={report.min_drop:g}"
+    rules = (
+        f"alpha={report.alpha:g}, min_samples={report.min_samples}, min_drop={report.min_drop:g}, "
+        f"power={report.power:g}, segments pool up to {report.max_pool_days} days"
+    )
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         f"<p>{e(windows)}<br>{e(rules)}</p>",
+        *_root_cause(report),
         "<h2>Comparisons</h2>",
         _table(report.comparisons),
         "<h2>Score distributions</h2>",
@@ -164,6 +169,17 @@ def _render_html(*, report: RegressionReport, title: str, images: dict[str, byte
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _root_cause(report: RegressionReport) -> list[str]:
+    """The root cause's sentence, when there is a drop to explain."""
+    cause = report.root_cause
+    if cause is None or cause.kind.value == "none":
+        return []
+    return [
+        "<h2>Root cause</h2>",
+        f'<p id="root-cause" class="{html.escape(cause.kind.value)}">{html.escape(redact(cause.text))}</p>',
+    ]
 
 
 def _image(name: str, png: bytes | None, *, alt: str) -> str:

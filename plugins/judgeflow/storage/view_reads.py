@@ -22,9 +22,10 @@ from typing import Any
 from sqlalchemy import Connection, MetaData, Table, case, func, inspect, select
 
 from judgeflow.config import Settings
-from judgeflow.quality.alerts import redact, truncate
+from judgeflow.quality.alerts import truncate
 from judgeflow.quality.charts import TrendPoint, ValueCounts, WindowCounts
 from judgeflow.quality.findings import Regression, recent_regressions
+from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison
 from judgeflow.quality.stats import OVERALL
 from judgeflow.storage.daily_scores import DAY

@@ -315,7 +315,7 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
     from judgeflow.quality.regression import compare_windows, rolling_average, root_causes
 
     alerts, run, rate = job.settings.alerts, job.run, job.settings.sampling.rate
-    lookback = max(alerts.baseline_days, alerts.rolling_days)
+    lookback = max(alerts.baseline_days + alerts.max_pool_days - 1, alerts.rolling_days)
     frame = job.warehouse.scores_frame(
         rubric_name=rubric.name,
         rubric_version=rubric.version_key,
@@ -334,24 +334,31 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
         min_samples=alerts.min_samples,
         min_drop=alerts.min_drop,
         segment_columns=segments,
+        max_pool_days=alerts.max_pool_days,
+        power=alerts.power,
     )
     pulls = root_causes(frame, current_start=run.interval_start, current_end=run.interval_end, segment_columns=segments)
     average, count = rolling_average(frame, end=run.interval_end, days=alerts.rolling_days)
     rows = report.to_json()["comparisons"]
+    cause = None if report.root_cause is None else report.root_cause.to_json()
     job.warehouse.alerts.record_comparisons(
         run_key=job.result_key(rubric),
         rubric_name=rubric.name,
         rubric_version=rubric.version_key,
-        rows=[{**row, "sample_rate": rate} for row in rows],
+        # the root cause rides on the all-responses overall row, where the view finds it
+        rows=[
+            {**row, "sample_rate": rate, **({"root_cause": cause} if _is_everyone_overall(row) else {})} for row in rows
+        ],
     )
     log.info(
-        "rubric %s: rolling %d-day average %s over n=%d scores (sample rate %.0f%%); regressions: %s",
+        "rubric %s: rolling %d-day average %s over n=%d scores (sample rate %.0f%%); regressions: %s; root cause: %s",
         rubric.name,
         alerts.rolling_days,
         average,
         count,
         rate * 100,
-        [r.metric for r in report.regressions],
+        [r.label for r in report.regressions],
+        "n/a" if report.root_cause is None else report.root_cause.text,
     )
     return {
         "report": report.to_json(),
@@ -363,12 +370,16 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
     }
 
 
+def _is_everyone_overall(row: dict[str, Any]) -> bool:
+    return row["metric"] == "overall" and not row.get("segment")
+
+
 def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any) -> str:
     """The run's HTML report for one rubric; a failure to write it is logged, never fails the comparison."""
     from judgeflow.quality.report import write_run_report
 
     alerts, run, rate = job.settings.alerts, job.run, job.settings.sampling.rate
-    overall = [c for c in report.to_json()["comparisons"] if c["metric"] == "overall" and not c.get("segment")]
+    overall = [c for c in report.to_json()["comparisons"] if _is_everyone_overall(c)]
     n = int(overall[0]["current_n"]) if overall else 0
     sampled = f", a {rate:.0%} sample" if rate < 1 else ""
     try:

@@ -199,3 +199,34 @@ def test_the_report_and_the_view_render_comparison_rows_alike(
     assert len(view_rows) == len(segment_rows) > 0
     assert all(row in page for row in view_rows)
     assert 'class="regression"' in "".join(view_rows) and "[95% CI]" in page
+
+
+def test_the_page_says_the_root_cause_and_each_rows_power(
+    tmp_path: Path, scores: pd.DataFrame, report: RegressionReport
+) -> None:
+    assert report.root_cause is not None and report.root_cause.kind.value == "local"
+
+    page = _write(str(tmp_path), scores, report).read_text(encoding="utf-8")
+
+    cause = re.search(r'<p id="root-cause" class="local">([^<]*)</p>', page)
+    assert cause is not None and cause.group(1).startswith("local: topic=shipping carries")
+    assert "<th>detects a drop of</th><th>days pooled</th>" in page
+    row = next(line for line in page.splitlines() if "accuracy [topic=shipping]" in line)
+    shipping = report.get("accuracy", segment="topic=shipping")
+    assert shipping is not None and shipping.mde is not None
+    assert f"<td>{shipping.mde:.2f}</td><td>1</td>" in row
+
+
+def test_segment_values_that_look_like_personal_data_are_masked(tmp_path: Path, report: RegressionReport) -> None:
+    import dataclasses
+
+    leaky = dataclasses.replace(
+        report,
+        comparisons=tuple(
+            dataclasses.replace(c, segment="customer=jo@example.com") if c.segment == "topic=billing" else c
+            for c in report.comparisons
+        ),
+    )
+    page = _write(str(tmp_path), _scores(), leaky).read_text(encoding="utf-8")
+
+    assert "jo@example.com" not in page and "customer=[email]" in page
