@@ -19,7 +19,14 @@ $(BIN)/.installed: $(BIN)/uv pyproject.toml devkit/pyproject.toml $(LOCK)
 demo: $(BIN)/.installed  ## seed SQLite, start the emulator, run each example suite's DAG for one day, print the scores
 	$(BIN)/judgeflow-dev demo
 
-test: $(BIN)/.installed  ## the whole test suite (unit, DAG, deploy, integration, the Celery stack)
+AXE := devkit/browser/node_modules/axe-core/axe.min.js
+
+# axe-core for the UI view's accessibility check, from the npm registry at the version the lock file pins.
+$(AXE): devkit/browser/package.json devkit/browser/package-lock.json
+	cd devkit/browser && npm ci --no-audit --no-fund --silent
+	touch $@
+
+test: $(BIN)/.installed $(AXE)  ## the whole test suite (unit, DAG, deploy, integration, the Celery stack)
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed  ## ruff, mypy and the import contracts (the architecture)

@@ -13,7 +13,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-URL_PREFIX = "/judgeflow"
+from judgeflow.ui.links import URL_PREFIX
+
 APP_FACTORY = "judgeflow.ui.app:create_app"
 NAV_LABEL = "Quality"
 """One short word, like Airflow's own entries (Dags, Assets, Browse): the UI's nav column is narrow and
