@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LOCK   := constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse calibrate stack-test
+.PHONY: demo ui test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse calibrate stack-test
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ AXE := devkit/browser/node_modules/axe-core/axe.min.js
 $(AXE): devkit/browser/package.json devkit/browser/package-lock.json
 	cd devkit/browser && npm ci --no-audit --no-fund --silent
 	touch $@
+
+ui: $(BIN)/.installed  ## Airflow's api-server with the judgeflow view on make demo's data; prints where and the login
+	$(BIN)/judgeflow-dev ui $(if $(PORT),--port $(PORT))
 
 test: $(BIN)/.installed $(AXE)  ## the whole test suite (unit, DAG, deploy, integration, the Celery stack)
 	$(BIN)/pytest
