@@ -287,7 +287,8 @@ def test_view_inside_the_airflow_ui(browser: Any, api_server: str, mode: str, si
     _size(browser, size)
     _theme(browser, api_server, mode)
     browser.get(f"{api_server}/plugin/judgeflow")
-    label = wait.until(ready.presence_of_element_located((By.XPATH, "//nav//*[normalize-space(text())='Quality']")))
+    entry = "//a[.//*[normalize-space(text())='Quality']]"  # Airflow's nav: a Chakra button, its label a div
+    label = wait.until(ready.presence_of_element_located((By.XPATH, entry + "//*[normalize-space(text())='Quality']")))
     fits = browser.execute_script(
         "const r = document.createRange(); r.selectNodeContents(arguments[0]);"
         "const lines = new Set([...r.getClientRects()].map(x => Math.round(x.top)));"
@@ -295,7 +296,8 @@ def test_view_inside_the_airflow_ui(browser: Any, api_server: str, mode: str, si
         label,
     )
     assert fits, "the nav label wraps or is cut"
-    icon = browser.find_element(By.XPATH, "//nav//img[contains(@src, '/judgeflow/icon.svg')]")
+    icon = browser.find_element(By.XPATH, entry + "//img[contains(@src, '/judgeflow/icon.svg')]")
+    assert icon.get_attribute("src").endswith("?mode=dark") == (mode == "dark")
     wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", icon))
     assert ("dark" in browser.find_element(By.TAG_NAME, "html").get_attribute("class")) == (mode == "dark")
     frame = wait.until(ready.presence_of_element_located((By.TAG_NAME, "iframe")))

@@ -143,8 +143,9 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
         return render(r, request, title="Rubric versions", scope=_scope(r, request), body=body, current="rubrics")
 
     @app.get("/icon.svg")
-    def icon() -> Response:
-        return Response(pages.ICON_SVG, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+    def icon(request: Request) -> Response:
+        svg = pages.icon_svg(dark=request.query_params.get("mode") == "dark")
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 def _why(r: Reader, scope: Scope, status: Status) -> list[str]:

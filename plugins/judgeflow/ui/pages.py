@@ -63,6 +63,7 @@ table{border-collapse:collapse;font-size:.8rem;margin-bottom:1rem}
 th{background:var(--head);font-weight:600}
 th,td{border:1px solid var(--border);padding:.25rem .5rem;text-align:right;vertical-align:top}
 th:first-child,td:first-child,td.text{text-align:left}
+td:not(.text){white-space:nowrap}
 td.text{min-width:12rem;max-width:32rem}
 tr.regression td,tr.worsening td{background:var(--bad)}
 tr.open td{background:var(--warn)}
@@ -208,19 +209,21 @@ def segment_picker(segment: str | None, choices: Sequence[str], *, query: str) -
     )
 
 
-ICON_SVG = (
-    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#51667f" stroke-width="2" '
-    'stroke-linecap="round" stroke-linejoin="round"><path d="M12 3v18"/><path d="M5 21h14"/>'
-    '<path d="M4 7h16"/><path d="M4 7l-3 7a3 3 0 0 0 6 0z"/><path d="M20 7l-3 7a3 3 0 0 0 6 0z"/>'
-    '<path d="M9 4.5 12 3l3 1.5"/></svg>'
-)
-"""The nav entry's icon: a pair of scales (a judge weighing quality), drawn in a mid grey-blue that
-reads on Airflow's light and dark navigation bars alike."""
+def icon_svg(*, dark: bool = False) -> str:
+    """The nav entry's icon: a pair of scales (a judge weighing quality), in Airflow's gray 700 for the
+    light navigation bar, gray 200 for the dark one (an ``<img>`` cannot take the text colour)."""
+    stroke = "oklch(0.915 0.01 253)" if dark else "oklch(0.35 0.045 251)"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="{stroke}" '
+        'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M12 3v18"/><path d="M5 21h14"/>'
+        '<path d="M4 7h16"/><path d="M4 7l-3 7a3 3 0 0 0 6 0z"/><path d="M20 7l-3 7a3 3 0 0 0 6 0z"/>'
+        '<path d="M9 4.5 12 3l3 1.5"/></svg>'
+    )
 
 
 def scroll(content: str) -> str:
     """A wide table scrolls inside its box, so the page itself never scrolls sideways at 900 px."""
-    return f'<div class="scroll">{content}</div>'
+    return f'<div class="scroll" tabindex="0">{content}</div>'  # focusable: a keyboard can scroll it
 
 
 def image(src: str, *, alt: str, query: str, present: bool) -> str:

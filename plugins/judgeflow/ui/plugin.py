@@ -46,6 +46,7 @@ class JudgeflowViewPlugin(AirflowPlugin):
             "name": NAV_LABEL,
             "href": f"{URL_PREFIX}/",
             "icon": f"{URL_PREFIX}/icon.svg",
+            "icon_dark_mode": f"{URL_PREFIX}/icon.svg?mode=dark",
             "destination": "nav",
             "url_route": "judgeflow",
             "nav_top_level": True,
