@@ -46,31 +46,15 @@ def serve(*, workdir: Path, port: int, check: bool) -> int:
     password = _password(workdir / "ui_passwords.json")
     env = airflow_env(workdir / "airflow", warehouse)
     base = f"http://localhost:{port}"
-    env.update(
-        {
-            "JUDGEFLOW_SETTINGS": str(PROJECT_ROOT / "include" / "suites" / f"{SUITE}.yaml"),
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(workdir / "ui_passwords.json"),
-            "AIRFLOW__API__BASE_URL": base,
-        }
-    )
+    env.update(simple_auth_env(user=USER, passwords=workdir / "ui_passwords.json", base_url=base))
+    env["JUDGEFLOW_SETTINGS"] = str(PROJECT_ROOT / "include" / "suites" / f"{SUITE}.yaml")
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True)
     log_path = workdir / "api-server.log"
     print(f"starting Airflow's api-server with the judgeflow view on port {port} (log: {log_path})", flush=True)
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [airflow, "api-server", "--host", "0.0.0.0", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    server = start_api_server(env, host="0.0.0.0", port=port, log_path=log_path)
     try:
-        _wait_until_up(base, server, log_path)
+        wait_until_up(base, server, log_path)
         print(f"\n  open   {base}/plugin/judgeflow   (the 'Quality' entry in Airflow's navigation)")
         print(f"  login  {USER} / {password}")
         print(f"  data   the demo's '{SUITE}' suite in {warehouse}\n", flush=True)
@@ -102,20 +86,45 @@ def _password(path: Path) -> str:
     return password
 
 
-def _wait_until_up(base: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+def simple_auth_env(*, user: str, passwords: Path, base_url: str) -> dict[str, str]:
+    """Airflow's SimpleAuthManager with one admin whose password is in ``passwords`` (not ``all_admins``:
+    that mode lets every request in, so nothing could be refused)."""
+    return {
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__BASE_URL": base_url,
+    }
+
+
+def start_api_server(env: dict[str, str], *, host: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """``airflow api-server`` (one worker) in the background, its output in ``log_path``."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [airflow, "api-server", "--host", host, "--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_until_up(base: str, server: subprocess.Popen[bytes], log_path: Path, *, timeout_s: float = 180) -> None:
+    """Until the api-server answers its health check; raises naming the log when it stops or never answers."""
     import httpx
 
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the api-server stopped (exit {server.returncode}); see {log_path}")
+            raise RuntimeError(f"the api-server stopped (exit {server.returncode}); see {log_path}")
         try:
             if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise SystemExit(f"the api-server did not answer at {base} in 180 s; see {log_path}")
+    raise RuntimeError(f"the api-server did not answer at {base} in {timeout_s:.0f} s; see {log_path}")
 
 
 def _status_line(base: str, password: str) -> str:

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow_devkit.ui_sample import RUBRIC, VERSION, generate
+from judgeflow_devkit.ui_server import simple_auth_env, start_api_server, wait_until_up
 from tests.conftest import POSTGRES_URL, ROOT, require_tcp, service_missing
 from tests.integration.test_daily_dag_production_stack import postgres_connection
 
@@ -128,38 +129,21 @@ def api_server(
         check=False,
     )
     assert added.returncode == 0, added.stdout + added.stderr
+    base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        **simple_auth_env(user=USER, passwords=passwords, base_url=base),
         "JUDGEFLOW_SETTINGS": str(settings),
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API_AUTH__JWT_SECRET": "judgeflow-ui-test-secret-0123456789abcdef",
         "NO_PROXY": "127.0.0.1,localhost",
     }
     log_path = tmp_path / "api-server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = start_api_server(env, host="127.0.0.1", port=port, log_path=log_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, log_path.read_text()[-4000:]
-            try:
-                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("api-server did not answer in 120 s:\n" + log_path.read_text()[-4000:])
+        try:
+            wait_until_up(base, server, log_path, timeout_s=120)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n" + log_path.read_text()[-4000:])
         yield base
     finally:
         subprocess.run([airflow, "connections", "delete", "judge_warehouse"], capture_output=True, check=False)
