@@ -139,8 +139,10 @@ class MetricComparison:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MetricComparison:
-        """Read :meth:`to_json` output; JSON written before a field existed gets its default."""
-        return cls(**{**data, "status": ComparisonStatus(data["status"])})
+        """Read :meth:`to_json` output; JSON written before a field existed gets its default, and keys
+        stored beside the fields (``judge_comparisons.details`` also keeps the run's ``sample_rate``) are left out."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "status": ComparisonStatus(data["status"])})
 
 
 @dataclass(frozen=True, slots=True)
