@@ -247,14 +247,15 @@ class Reader:
         rows.sort(key=lambda r: (r.difference is None, r.difference or 0.0, r.label))
         return str(run_key), rows
 
-    def status(self, scope: Scope) -> Status:
+    def status(self, scope: Scope, regressions: list[Regression] | None = None) -> Status:
         """The home page's first line: the worst regression on-call has open, with its reference figures.
 
         Built from what on-call knows (:meth:`regressions`) and the latest run's comparisons (the
         baseline it compared against). A frozen reference level per regression, when the alert state
         keeps one, replaces :func:`reference_of` here and nowhere else."""
         run_key, rows = self.latest_comparisons(scope)
-        return status_of(self.regressions(scope), rows, run_key=run_key)
+        found = self.regressions(scope) if regressions is None else regressions
+        return status_of(found, rows, run_key=run_key)
 
     # --- responses, health, rubric versions -----------------------------------------------------
 
@@ -338,6 +339,19 @@ class Reader:
             )
             for r in rows
         ]
+
+    def version_choices(self) -> list[tuple[str, str]]:
+        """``(rubric, version)`` of every version with runs, for the pages' picker (no counts, no calibrations)."""
+        if not self.schema_ready():
+            return []
+        runs = self.warehouse.runs
+        query = (
+            select(runs.c.rubric_name, runs.c.rubric_version)
+            .group_by(runs.c.rubric_name, runs.c.rubric_version)
+            .order_by(runs.c.rubric_name, func.max(runs.c.interval_end).desc())
+        )
+        with self._connect() as conn:
+            return [(str(name), str(version)) for name, version in conn.execute(query).all()]
 
     def rubric_versions(self) -> list[RubricVersion]:
         """Every rubric version that has runs, newest first, with its latest calibration per model and criterion."""

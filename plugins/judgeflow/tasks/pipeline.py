@@ -391,7 +391,7 @@ def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any, pulls: Any)
                     alerts.airflow_base_url,
                     rubric=rubric.name,
                     version=rubric.version_key,
-                    segment=next((c.segment for c in report.regressions if c.segment), None),
+                    segment=_where_to_look(report, pulls),
                 ),
             ],
         )
@@ -402,6 +402,12 @@ def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any, pulls: Any)
         url = alerts.report_base_url.rstrip("/") + "/" + url.rstrip("/").split("/")[-2] + "/index.html"
     log.info("report for %s: %s", rubric.name, url)
     return url
+
+
+def _where_to_look(report: Any, pulls: Any) -> str | None:
+    """The segment a report's link opens: the first segment that regressed, else the one pulling the mean down most."""
+    regressed = next((c.segment for c in report.regressions if c.segment), None)
+    return regressed or next((p.segment for p in pulls if p.pull < 0), None)
 
 
 def alert_on_call(suite: str, summary: dict[str, Any], comparison: dict[str, Any], context: Any) -> dict[str, Any]:

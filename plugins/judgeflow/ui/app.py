@@ -72,7 +72,7 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
             body=body,
             nav=nav,
             current=current,
-            versions=r.rubric_versions(),
+            versions=r.version_choices(),
         )
 
     @app.get("/", response_class=HTMLResponse)
@@ -81,7 +81,8 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
         scope = _scope(r, request)
         body = [pages.note("no runs yet: the view fills after the suite's first run")]
         if scope is not None:
-            status = r.status(scope)
+            found = r.regressions(scope)
+            status = r.status(scope, found)
             body = [pages.status_line(status, query=query), *_why(r, scope, status)]
             body += [
                 "<h2>Score trend</h2>",
@@ -96,7 +97,7 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
                     present=scope.last_day is not None,
                 ),
                 "<h2>Regressions</h2>",
-                pages.regressions_table(r.regressions(scope), query=query),
+                pages.regressions_table(found, query=query),
                 "<h2>Run health</h2>",
                 pages.health_table(r.run_health(scope)),
             ]

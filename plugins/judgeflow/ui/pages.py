@@ -105,7 +105,7 @@ def page(
     body: Sequence[str],
     nav: Sequence[tuple[str, str]] = PAGES[:4],
     current: str = "./",
-    versions: Sequence[RubricVersion] = (),
+    versions: Sequence[tuple[str, str]] = (),
 ) -> str:
     suffix = f"?{query}" if query else ""
     links = " ".join(
@@ -130,17 +130,17 @@ def page(
     )
 
 
-def version_picker(scope: Scope | None, versions: Sequence[RubricVersion]) -> str:
+def version_picker(scope: Scope | None, versions: Sequence[tuple[str, str]]) -> str:
     """A GET form that reloads the page for another rubric version (``?scope=name/version``); a deep link
     keeps it in the URL. Hidden with fewer than two versions."""
     if len(versions) < 2:
         return ""
     chosen = None if scope is None else (scope.rubric_name, scope.rubric_version)
     options = "".join(
-        f'<option value="{e(v.rubric_name)}/{e(v.rubric_version)}"'
-        + (" selected" if (v.rubric_name, v.rubric_version) == chosen else "")
-        + f">{e(v.rubric_name)} {e(v.rubric_version)}</option>"
-        for v in versions
+        f'<option value="{e(name)}/{e(version)}"'
+        + (" selected" if (name, version) == chosen else "")
+        + f">{e(name)} {e(version)}</option>"
+        for name, version in versions
     )
     return (
         '<form method="get"><label for="scope-select">Rubric version</label>'

@@ -8,7 +8,7 @@ import pytest
 
 from judgeflow.quality.findings import Regression, status_of
 from judgeflow.quality.regression import ComparisonStatus, MetricComparison
-from judgeflow.storage.view_reads import RubricVersion, Scope, parse_segment
+from judgeflow.storage.view_reads import Scope, parse_segment
 from judgeflow.ui import pages
 
 OPENED = dt.datetime(2026, 11, 19, tzinfo=dt.UTC)
@@ -76,8 +76,7 @@ def test_the_page_follows_airflows_colour_mode_key_and_marks_the_current_page() 
 
 
 def test_version_picker_only_with_a_choice_and_segment_picker_keeps_the_scope() -> None:
-    first = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    versions = [RubricVersion("h", v, first, first, 1, 10) for v in ("1", "2")]
+    versions = [("h", "1"), ("h", "2")]
     scope = Scope("h", "2", None)
 
     assert pages.version_picker(scope, versions[:1]) == ""
