@@ -155,10 +155,14 @@ def _why(r: Reader, scope: Scope, status: Status) -> list[str]:
     regression = status.regression
     if regression is None:
         return []
-    rows = r.lowest_responses(scope, segment=regression.segment, limit=3, since=regression.first_found)
     where = f" in {regression.segment}" if regression.segment else ""
     where += f" since {regression.first_found:%Y-%m-%d}"
-    return [f"<h2>Why: the lowest-scoring responses{pages.e(where)}</h2>", pages.lowest_table(rows, [], table_id="why")]
+    heading = f"<h2>Why: the lowest-scoring responses{pages.e(where)}</h2>"
+    try:
+        rows = r.lowest_responses(scope, segment=regression.segment, limit=3, since=regression.first_found)
+    except ValueError as exc:  # a segment column the settings no longer name: say so, keep the page
+        return [heading, pages.note(str(exc))]
+    return [heading, pages.lowest_table(rows, [], table_id="why")]
 
 
 class ChartCache:
