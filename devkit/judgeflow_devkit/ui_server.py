@@ -138,6 +138,7 @@ def _status_line(base: str, password: str) -> str:
     )
     page.raise_for_status()
     found = re.search(r'<section class="status[^"]*" id="status"[^>]*>(.*?)</section>', page.text, re.S)
+    found = found or re.search(r'<p class="note">(.*?)</p>', page.text, re.S)  # before the first run: its note
     if found is None:
         raise SystemExit(f"the view's home page has no status line:\n{page.text[:2000]}")
     return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).strip()
