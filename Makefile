@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LOCK   := constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse calibrate stack-test
+.PHONY: demo ui test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse calibrate stack-test
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,17 @@ $(BIN)/.installed: $(BIN)/uv pyproject.toml devkit/pyproject.toml $(LOCK)
 demo: $(BIN)/.installed  ## seed SQLite, start the emulator, run each example suite's DAG for one day, print the scores
 	$(BIN)/judgeflow-dev demo
 
-test: $(BIN)/.installed  ## the whole test suite (unit, DAG, deploy, integration, the Celery stack)
+AXE := devkit/browser/node_modules/axe-core/axe.min.js
+
+# axe-core for the UI view's accessibility check, from the npm registry at the version the lock file pins.
+$(AXE): devkit/browser/package.json devkit/browser/package-lock.json
+	cd devkit/browser && npm ci --no-audit --no-fund --silent
+	touch $@
+
+ui: $(BIN)/.installed  ## Airflow's api-server with the judgeflow view on make demo's data; prints where and the login
+	$(BIN)/judgeflow-dev ui $(if $(PORT),--port $(PORT))
+
+test: $(BIN)/.installed $(AXE)  ## the whole test suite (unit, DAG, deploy, integration, the Celery stack)
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed  ## ruff, mypy and the import contracts (the architecture)

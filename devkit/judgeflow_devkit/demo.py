@@ -82,6 +82,8 @@ def run_demo(*, workdir: Path, per_day: int) -> int:
     for suite, code in failed.items():
         print(f"the {suite} DAG run failed (exit {code}); see {workdir / f'dag_test_{suite}.log'}", file=sys.stderr)
     shown = print_report(engine, warehouse=warehouse, suites=SUITES, logs=workdir)
+    print("\nSee it in Airflow's UI: `make ui` starts the api-server with the judgeflow view on this data and prints")
+    print("where to open it and the login (judgeflow-dev ui; --port to change 8080).")
     return next(iter(failed.values()), shown)
 
 

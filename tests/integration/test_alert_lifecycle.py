@@ -61,6 +61,11 @@ def test_drop_alerts_once_then_recovers(tmp_path: Path, airflow_db: Path, monkey
     assert "Open the report" in messages[0]
     reports = list((tmp_path / "reports").glob("*/index.html"))
     assert len(reports) == 3 and all(len(list(r.parent.glob("*.png"))) >= 1 for r in reports)
+    pages = [r.read_text(encoding="utf-8") for r in reports]
+    dropped = [p for p in pages if "<strong>Quality dropped: " in p]
+    assert dropped, "a regression's report opens with its headline"
+    assert all('id="cause">Likely cause: topic=' in p for p in dropped)
+    assert all("/dags/" in p and "/judgeflow/responses?rubric=" in p and "segment=topic%3D" in p for p in dropped)
     assert "Where it dropped" in messages[0] and ("topic=shipping" in messages[0] or "topic=billing" in messages[0])
     assert after_day2 == 1, (
         f"the same open regression is not announced again: {[json.dumps(p)[:600] for p in slack.payloads]}"

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow_devkit.ui_sample import RUBRIC, VERSION, generate
+from judgeflow_devkit.ui_server import simple_auth_env, start_api_server, wait_until_up
 from tests.conftest import POSTGRES_URL, ROOT, require_tcp, service_missing
 from tests.integration.test_daily_dag_production_stack import postgres_connection
 
@@ -128,38 +129,21 @@ def api_server(
         check=False,
     )
     assert added.returncode == 0, added.stdout + added.stderr
+    base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        **simple_auth_env(user=USER, passwords=passwords, base_url=base),
         "JUDGEFLOW_SETTINGS": str(settings),
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API_AUTH__JWT_SECRET": "judgeflow-ui-test-secret-0123456789abcdef",
         "NO_PROXY": "127.0.0.1,localhost",
     }
     log_path = tmp_path / "api-server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = start_api_server(env, host="127.0.0.1", port=port, log_path=log_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, log_path.read_text()[-4000:]
-            try:
-                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("api-server did not answer in 120 s:\n" + log_path.read_text()[-4000:])
+        try:
+            wait_until_up(base, server, log_path, timeout_s=120)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n" + log_path.read_text()[-4000:])
         yield base
     finally:
         subprocess.run([airflow, "connections", "delete", "judge_warehouse"], capture_output=True, check=False)
@@ -235,46 +219,194 @@ def test_json_endpoints_for_bi_tools(api_server: str) -> None:
     assert latest["accuracy"]["kappa"] == pytest.approx(0.78) and latest["accuracy"]["passed"] is True
 
 
-def test_chromium_renders_the_view_inside_the_airflow_ui(api_server: str) -> None:
+AXE = ROOT / "devkit" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+SIZES = {"1440": (1440, 1000), "900": (900, 1000)}
+PAGES = ("", "segments", "responses", "rubrics")
+
+
+@pytest.fixture(scope="module")
+def browser(api_server: str) -> Iterator[Any]:
+    """Chromium logged in the way a person logs in: the auth manager's login form, then its redirect."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
     driver = _chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as ready
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        wait = WebDriverWait(driver, 60)
         driver.get(f"{api_server}/judgeflow/")
         assert "Not authenticated" in driver.page_source  # no cookie yet: refused in the browser too
-        driver.add_cookie({"name": "_token", "value": _token(api_server), "path": "/"})  # what the UI's login sets
-
-        driver.get(f"{api_server}/plugin/judgeflow")  # the route of the UI's navigation entry
-        frame = wait.until(ready.presence_of_element_located((By.TAG_NAME, "iframe")))
-        assert frame.get_attribute("src").endswith("/judgeflow/")
-        driver.switch_to.frame(frame)
-        _assert_overview_rendered(driver, wait)
-        driver.switch_to.default_content()
-        time.sleep(1)
-        inside_ui = ARTIFACTS / "ui_view_in_airflow.png"
-        driver.save_screenshot(str(inside_ui))
-
-        driver.get(f"{api_server}/judgeflow/")
-        _assert_overview_rendered(driver, wait)
-        driver.set_window_size(1400, driver.execute_script("return document.body.scrollHeight + 40"))
-        overview = ARTIFACTS / "ui_view_overview.png"
-        driver.save_screenshot(str(overview))
-
-        driver.get(f"{api_server}/judgeflow/segments")
-        row = wait.until(ready.presence_of_element_located((By.XPATH, "//tr[td[1]='accuracy [topic=shipping]']")))
-        assert row.get_attribute("class") == "regression"
-        _assert_images_loaded(driver)
-        driver.get(f"{api_server}/judgeflow/rubrics")
-        assert "0.78 [0.70, 0.85]" in driver.find_element(By.ID, "rubrics").text
-        print(f"\nscreenshots: {inside_ui} and {overview}")
-        for shot in (inside_ui, overview):
-            assert shot.stat().st_size > 20_000
+        driver.get(f"{api_server}/auth/login?next={api_server}/plugin/judgeflow")
+        wait = WebDriverWait(driver, 60)
+        wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys(USER)
+        driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: "/plugin/judgeflow" in d.current_url)
+        assert any(c["name"] == "_token" for c in driver.get_cookies()), "the login form set the UI's token cookie"
+        yield driver
     finally:
         driver.quit()
+
+
+def _theme(driver: Any, base: str, mode: str) -> None:
+    """Set the colour mode where Airflow's UI keeps it (what its mode switch does), on the UI's origin."""
+    driver.get(f"{base}/api/v2/monitor/health")
+    driver.execute_script("localStorage.setItem('theme', arguments[0])", mode)
+
+
+def _size(driver: Any, name: str) -> None:
+    driver.set_window_size(*SIZES[name])
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("size", list(SIZES))
+def test_view_inside_the_airflow_ui(browser: Any, api_server: str, mode: str, size: str) -> None:
+    """The nav entry (its label on one line, its own icon), the view in its frame in the user's colour
+    mode, at a desktop width and at 900 px; a screenshot of each for CI's artifacts."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    _size(browser, size)
+    _theme(browser, api_server, mode)
+    browser.get(f"{api_server}/plugin/judgeflow")
+    entry = "//a[.//*[normalize-space(text())='Quality']]"  # Airflow's nav: a Chakra button, its label a div
+    label = wait.until(ready.presence_of_element_located((By.XPATH, entry + "//*[normalize-space(text())='Quality']")))
+    fits = browser.execute_script(
+        "const r = document.createRange(); r.selectNodeContents(arguments[0]);"
+        "const lines = new Set([...r.getClientRects()].map(x => Math.round(x.top)));"
+        "return lines.size === 1 && arguments[0].scrollWidth <= arguments[0].clientWidth + 1",
+        label,
+    )
+    assert fits, "the nav label wraps or is cut"
+    icon = browser.find_element(By.XPATH, entry + "//img[contains(@src, '/judgeflow/icon.svg')]")
+    assert icon.get_attribute("src").endswith("?mode=dark") == (mode == "dark")
+    wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", icon))
+    assert ("dark" in browser.find_element(By.TAG_NAME, "html").get_attribute("class")) == (mode == "dark")
+    frame = wait.until(ready.presence_of_element_located((By.TAG_NAME, "iframe")))
+    assert frame.get_attribute("src").endswith("/judgeflow/")
+    browser.switch_to.frame(frame)
+    try:
+        _assert_overview_rendered(browser, wait)
+        assert browser.execute_script("return document.documentElement.dataset.theme") == mode
+        shot = ARTIFACTS / f"ui_view_{mode}_{size}.png"
+        browser.switch_to.default_content()
+        time.sleep(1)
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 20_000
+        print(f"\nscreenshot: {shot}")
+    finally:
+        browser.switch_to.default_content()
+
+
+def test_the_view_follows_the_mode_switched_in_the_ui(browser: Any, api_server: str) -> None:
+    """Switching Airflow's colour mode while the view is open turns the view too, without a reload."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    _size(browser, "1440")
+    _theme(browser, api_server, "light")
+    browser.get(f"{api_server}/plugin/judgeflow")
+    frame = wait.until(ready.presence_of_element_located((By.TAG_NAME, "iframe")))
+    browser.switch_to.frame(frame)
+    wait.until(ready.presence_of_element_located((By.ID, "status")))
+    background = "return getComputedStyle(document.body).backgroundColor"
+    light = browser.execute_script(background)
+    browser.switch_to.default_content()
+    browser.execute_script("localStorage.setItem('theme', 'dark')")  # the UI's document, as its switch does
+    browser.switch_to.frame(frame)
+    try:
+        wait.until(lambda d: d.execute_script("return document.documentElement.dataset.theme") == "dark")
+        assert browser.execute_script(background) != light
+        assert browser.execute_script(background) == "rgb(0, 0, 0)"
+    finally:
+        browser.switch_to.default_content()
+
+
+def test_status_line_says_what_where_and_why(browser: Any, api_server: str) -> None:
+    """The first thing on the page: the worst open regression, its figures against the baseline, and a
+    deep link to the responses that explain it (their rationales redacted)."""
+    from selenium.webdriver.common.by import By
+
+    _size(browser, "1440")
+    browser.get(f"{api_server}/judgeflow/")
+    status = browser.find_element(By.ID, "status")
+    assert "Regression worsening: accuracy in topic=shipping" in status.text
+    assert "open since 2026-11-19" in status.text and "against a baseline of" in status.text
+    why = browser.find_elements(By.CSS_SELECTOR, "#why tr")
+    assert 2 <= len(why) <= 4  # header + up to 3 responses
+    assert "sk-ant-" not in browser.page_source and "@example.com" not in browser.page_source
+    status.find_element(By.TAG_NAME, "a").click()
+    assert browser.current_url.endswith("/judgeflow/responses?segment=topic%3Dshipping")
+    topics = browser.execute_script(
+        "const t = document.getElementById('lowest');"
+        "const col = [...t.rows[0].cells].findIndex(c => c.textContent === 'topic');"
+        "return [...t.rows].slice(1).map(r => r.cells[col].textContent)"
+    )
+    assert topics and set(topics) == {"shipping"}
+    assert browser.find_element(By.ID, "segment-select").get_attribute("value") == "topic=shipping"
+    assert (
+        httpx.get(
+            f"{api_server}/judgeflow/responses?segment=secret%3Dx",
+            headers={"Authorization": f"Bearer {_token(api_server)}"},
+            timeout=30,
+        ).status_code
+        == 400
+    )
+
+
+def test_pages_at_900_px_and_other_pages(browser: Any, api_server: str) -> None:
+    """At 900 px nothing makes the page scroll sideways (wide tables scroll in their box) and the charts
+    fit; the Segments and Rubric versions pages show their data."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _size(browser, "900")
+    _theme(browser, api_server, "light")
+    for page in PAGES:
+        browser.get(f"{api_server}/judgeflow/{page}")
+        _assert_images_loaded(browser, optional=page != "")
+        width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], (page, width)
+        assert browser.execute_script(
+            "return [...document.images].every(i => i.getBoundingClientRect().right <= window.innerWidth)"
+        ), page
+    browser.get(f"{api_server}/judgeflow/segments")
+    row = WebDriverWait(browser, 60).until(
+        ready.presence_of_element_located((By.XPATH, "//tr[td[1]='accuracy [topic=shipping]']"))
+    )
+    assert row.get_attribute("class") == "regression"
+    browser.get(f"{api_server}/judgeflow/rubrics")
+    assert "0.78 [0.70, 0.85]" in browser.find_element(By.ID, "rubrics").text
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_no_critical_accessibility_violations(browser: Any, api_server: str, mode: str) -> None:
+    """axe-core (the npm package, installed by ``make test``; never fetched by the page) on every page."""
+    if not AXE.exists():
+        service_missing(f"{AXE.relative_to(ROOT)} is missing: run `make test` (npm ci in devkit/browser)")
+    source = AXE.read_text(encoding="utf-8")
+    _size(browser, "1440")
+    _theme(browser, api_server, mode)
+    browser.set_script_timeout(120)
+    found = {}
+    for page in PAGES:
+        browser.get(f"{api_server}/judgeflow/{page}")
+        browser.execute_script(source)
+        violations = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document)"
+            ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, n: v.nodes.length}))))"
+            ".catch(e => done([{id: 'axe failed: ' + e, impact: 'critical', n: 0}]));"
+        )
+        found[page or "overview"] = violations
+    print(f"\naxe-core {mode}: " + json.dumps(found))
+    critical = {page: [v for v in vs if v["impact"] == "critical"] for page, vs in found.items()}
+    assert not any(critical.values()), critical
 
 
 def _assert_overview_rendered(driver: Any, wait: Any) -> None:
@@ -288,13 +420,14 @@ def _assert_overview_rendered(driver: Any, wait: Any) -> None:
     _assert_images_loaded(driver)
 
 
-def _assert_images_loaded(driver: Any) -> None:
+def _assert_images_loaded(driver: Any, *, optional: bool = False) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     def loaded(d: Any) -> bool:
         return bool(d.execute_script("return [...document.images].every(i => i.complete && i.naturalWidth > 300)"))
 
-    assert driver.execute_script("return document.images.length") >= 1
+    if not optional:
+        assert driver.execute_script("return document.images.length") >= 1
     WebDriverWait(driver, 60).until(loaded)
 
 
@@ -308,6 +441,6 @@ def _chromium() -> Any:
         service_missing("selenium is not installed")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1000"):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

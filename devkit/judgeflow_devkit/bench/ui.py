@@ -24,6 +24,10 @@ from sqlalchemy import create_engine, text
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LAST_DAY = dt.date(2026, 11, 20)
+PAGE_BUDGET_MS = 300.0
+"""What a page of the view may take at 1,000,000 scores (issue 16): every HTML page, as served."""
+DEEP_LINKS = ["/responses?segment=topic%3Dshipping", "/?rubric=helpfulness&version=1%2Bgenerated"]
+"""Pages with their query strings as links open them: one segment's responses, an explicit rubric version."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +70,7 @@ def _measure(url: str, *, size: int, days: int, repeat: int, keep: bool) -> tupl
         client = TestClient(app)
         cache = app.state.chart_cache
         routes = [getattr(r, "path", "") for r in app.routes if "GET" in getattr(r, "methods", ())]  # all the app has
+        routes += DEEP_LINKS
         medians = {route: _median_ms(client, route, repeat, before=None) for route in routes}
         for route in (r for r in routes if r.endswith(".png")):
             medians[f"{route} (drawn)"] = _median_ms(client, route, repeat, before=cache.clear)
@@ -97,13 +102,27 @@ def _print_table(
 ) -> None:
     print()
     print(f"median ms per request ({repeat} requests after one warm-up; responses spread over {days} days)")
-    header = f"{'route':<36}" + "".join(f"{f'{s:,} rows':>16}" for s in sizes)
+    header = f"{'route':<44}" + "".join(f"{f'{s:,} rows':>16}" for s in sizes)
     print(header)
     for route in results[sizes[0]]:
-        print(f"{route:<36}" + "".join(f"{results[s][route]:>16.1f}" for s in sizes))
+        print(f"{route:<44}" + "".join(f"{results[s][route]:>16.1f}" for s in sizes))
     slowest = {s: max(results[s].values()) for s in sizes}
-    print(f"{'slowest route':<36}" + "".join(f"{slowest[s]:>16.1f}" for s in sizes))
-    print(f"{'(generation, s)':<36}" + "".join(f"{setup[s]:>16.1f}" for s in sizes))
+    print(f"{'slowest route':<44}" + "".join(f"{slowest[s]:>16.1f}" for s in sizes))
+    print(f"{'(generation, s)':<44}" + "".join(f"{setup[s]:>16.1f}" for s in sizes))
+    for size in sizes:
+        pages = {route: ms for route, ms in results[size].items() if _is_page(route)}
+        worst = max(pages, key=pages.__getitem__)
+        verdict = "yes" if pages[worst] < PAGE_BUDGET_MS else "NO"
+        print(
+            f"every page under {PAGE_BUDGET_MS:.0f} ms at {size:,} scores: {verdict} "
+            f"(slowest page {worst} at {pages[worst]:.1f} ms, {len(pages)} pages)"
+        )
+
+
+def _is_page(route: str) -> bool:
+    """An HTML page of the view, as served (not JSON, a chart or the icon)."""
+    path = route.split("?")[0]
+    return not path.startswith("/api/") and not path.endswith((".png", ".svg", "(drawn)"))
 
 
 if __name__ == "__main__":

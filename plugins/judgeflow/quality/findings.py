@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from judgeflow.quality.alert_state import OpenRegression, regression_key
+from judgeflow.quality.regression import MetricComparison
+from judgeflow.quality.stats import OVERALL
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +96,47 @@ def _state(key: str, rows: list[dict[str, Any]], known: dict[str, Any], *, worse
     at_opening = [r["difference"] for r in rows if r["interval_end"] == opened.opened_at and r["difference"]]
     dropped_since = bool(at_opening) and opened.difference <= at_opening[0] - worsen_by
     return "worsening" if dropped_since else "open"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the view says first: is a regression open, which (what and where), since when, against what.
+
+    ``regression`` is the worst open one (worsening before open, largest drop first), ``None`` when
+    on-call has nothing open; ``reference`` its comparison in the latest run (baseline and current
+    mean, n, 95% CI) when that run compared it; ``overall`` the latest run's comparison of all
+    responses on the overall score, the baseline figures when nothing is open."""
+
+    regression: Regression | None
+    open_count: int
+    reference: MetricComparison | None
+    overall: MetricComparison | None
+    run_key: str | None
+
+    @property
+    def state(self) -> str:
+        """``regression`` | ``clear`` | ``no comparisons`` (no run has compared windows yet)."""
+        if self.regression is not None:
+            return "regression"
+        return "clear" if self.run_key is not None else "no comparisons"
+
+
+def reference_of(regression: Regression, comparisons: list[MetricComparison]) -> MetricComparison | None:
+    """The regression's row among a run's comparisons (same metric, same segment), if that run compared it."""
+    return next(
+        (c for c in comparisons if c.metric == regression.metric and (c.segment or None) == regression.segment), None
+    )
+
+
+def status_of(regressions: list[Regression], comparisons: list[MetricComparison], *, run_key: str | None) -> Status:
+    """The status line's facts from the listed regressions (already worst first) and the latest run's comparisons."""
+    still_open = [r for r in regressions if r.state != "recovered"]
+    worst = still_open[0] if still_open else None
+    overall = next((c for c in comparisons if c.metric == OVERALL and c.segment is None), None)
+    return Status(
+        regression=worst,
+        open_count=len(still_open),
+        reference=None if worst is None else reference_of(worst, comparisons),
+        overall=overall,
+        run_key=run_key,
+    )

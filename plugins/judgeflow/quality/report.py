@@ -34,7 +34,7 @@ from judgeflow.quality.charts import ValueCounts, WindowCounts, distributions_pn
 from judgeflow.quality.comparison_table import comparison_table
 from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison, RegressionReport
-from judgeflow.quality.stats import CREATED_AT, OVERALL
+from judgeflow.quality.stats import CREATED_AT, OVERALL, SegmentPull
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +52,7 @@ th:first-child,td:first-child{text-align:left}
 tr.regression td{background:#ffebe9}
 tr.improvement td{background:#dafbe1}
 .note{color:#57606a;font-style:italic}
+.headline{font-size:1.1rem}
 img{max-width:100%}
 """
 
@@ -69,8 +70,14 @@ def write_run_report(
     folder: str,
     run_key: str,
     title: str,
+    pulls: Sequence[SegmentPull] = (),
+    links: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Write ``index.html`` and its PNGs under ``folder/<slug of run_key>/``; return the page's URL or path.
+
+    The page opens with its headline (did quality drop, which metric where, by how much), the likely
+    cause (the segments that pull the current mean down: ``pulls``, as :func:`~judgeflow.quality.stats.root_causes`
+    gives them) and ``links`` (``(label, url)``: the Airflow run, the view's pages), then the details.
 
     The current window is ``[report.current_start, report.current_end)``, the baseline
     ``[report.baseline_start, report.current_start)``, the same windows the report compared.
@@ -84,7 +91,7 @@ def write_run_report(
         DISTRIBUTIONS_PNG: distributions_png({m: _window_counts(windows, m) for m in metrics}),
         SEGMENTS_PNG: segments_png([c for c in report.comparisons if c.segment is not None]),
     }
-    page = _render_html(report=report, title=title, images=images)
+    page = _render_html(report=report, title=title, images=images, pulls=pulls, links=links)
 
     run_dir = ObjectStoragePath(_storage_url(folder)) / _slug(run_key)
     if run_dir.protocol in ("", "file", "local"):
@@ -143,8 +150,53 @@ def _counts(frame: pd.DataFrame, metric: str) -> ValueCounts:
 # --- page ---------------------------------------------------------------------------------------
 
 
-def _render_html(*, report: RegressionReport, title: str, images: dict[str, bytes | None]) -> str:
+def headline(report: RegressionReport) -> str:
+    """One sentence: the worst regression with its difference and interval, or that there is none."""
+    worst = sorted(report.regressions, key=lambda c: c.difference or 0.0)
+    if worst:
+        c = worst[0]
+        where = f"in {c.segment}" if c.segment else "over all responses"
+        more = f"; {len(worst)} regressions in all" if len(worst) > 1 else ""
+        return f"Quality dropped: {c.metric} {where} {_change(c)}{more}."
+    overall = next((c for c in report.comparisons if c.metric == OVERALL and c.segment is None), None)
+    if overall is None or overall.current_mean is None:
+        return "Nothing to compare: the current window has no scores."
+    return f"No regression: overall {_change(overall)}."
+
+
+def _change(c: MetricComparison) -> str:
+    ci = "" if c.ci_low is None or c.ci_high is None else f", 95% CI [{c.ci_low:+.2f}, {c.ci_high:+.2f}]"
+    base = "no baseline" if c.baseline_mean is None else f"{c.baseline_mean:.2f} (n={c.baseline_n})"
+    now = "none" if c.current_mean is None else f"{c.current_mean:.2f} (n={c.current_n})"
+    diff = "" if c.difference is None else f" {c.difference:+.2f}"
+    return f"from {base} to {now},{diff}{ci}"
+
+
+def cause(pulls: Sequence[SegmentPull]) -> str:
+    """The segments that pull the current mean down most, or an empty string when none does."""
+    down = [p for p in pulls if p.pull < 0][:3]
+    return "; ".join(
+        f"{p.segment} pulls the {p.metric} mean down by {-p.pull:.2f} (its mean {p.mean:.2f} over {p.share:.0%} "
+        "of the responses)"
+        for p in down
+    )
+
+
+def _render_html(
+    *,
+    report: RegressionReport,
+    title: str,
+    images: dict[str, bytes | None],
+    pulls: Sequence[SegmentPull] = (),
+    links: Sequence[tuple[str, str]] = (),
+) -> str:
     e = html.escape
+    why = cause(pulls)
+    top = [f'<p class="headline" id="headline"><strong>{e(headline(report))}</strong></p>']
+    if why:
+        top.append(f'<p id="cause">Likely cause: {e(why)}.</p>')
+    if links:
+        top.append('<p id="links">' + " · ".join(f'<a href="{e(url)}">{e(label)}</a>' for label, url in links) + "</p>")
     windows = (
         f"baseline [{report.baseline_start.isoformat()}, {report.current_start.isoformat()}) vs "
         f"current [{report.current_start.isoformat()}, {report.current_end.isoformat()})"
@@ -158,6 +210,7 @@ def _render_html(*, report: RegressionReport, title: str, images: dict[str, byte
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{e(title)}</h1>",
+        *top,
         f"<p>{e(windows)}<br>{e(rules)}</p>",
         *_root_cause(report),
         "<h2>Comparisons</h2>",

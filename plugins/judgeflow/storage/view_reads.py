@@ -24,7 +24,7 @@ from sqlalchemy import Connection, MetaData, Table, case, func, inspect, select
 from judgeflow.config import Settings
 from judgeflow.quality.alerts import truncate
 from judgeflow.quality.charts import TrendPoint, ValueCounts, WindowCounts
-from judgeflow.quality.findings import Regression, recent_regressions
+from judgeflow.quality.findings import Regression, Status, recent_regressions, status_of
 from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison
 from judgeflow.quality.stats import OVERALL
@@ -224,6 +224,11 @@ class Reader:
 
     def segment_rows(self, scope: Scope) -> tuple[str | None, list[MetricComparison]]:
         """The latest run's per-segment comparisons (what its report showed), worst difference first."""
+        run_key, rows = self.latest_comparisons(scope)
+        return run_key, [row for row in rows if row.segment is not None]
+
+    def latest_comparisons(self, scope: Scope) -> tuple[str | None, list[MetricComparison]]:
+        """Every comparison of the latest run that compared (all responses and each segment), worst first."""
         runs, comparisons = self.warehouse.runs, self.warehouse.comparisons
         latest = (
             select(runs.c.run_key)
@@ -238,22 +243,35 @@ class Reader:
             run_key = conn.execute(latest).scalar()
             if run_key is None:
                 return None, []
-            details = conn.execute(
-                select(comparisons.c.details).where(comparisons.c.run_key == run_key, comparisons.c.segment != "")
-            ).scalars()
+            details = conn.execute(select(comparisons.c.details).where(comparisons.c.run_key == run_key)).scalars()
             rows = [MetricComparison.from_json(d) for d in details if d]
         rows.sort(key=lambda r: (r.difference is None, r.difference or 0.0, r.label))
         return str(run_key), rows
 
+    def status(self, scope: Scope, regressions: list[Regression] | None = None) -> Status:
+        """The home page's first line: the worst regression on-call has open, with its reference figures.
+
+        Built from what on-call knows (:meth:`regressions`) and the latest run's comparisons (the
+        baseline it compared against). A frozen reference level per regression, when the alert state
+        keeps one, replaces :func:`reference_of` here and nowhere else."""
+        run_key, rows = self.latest_comparisons(scope)
+        found = self.regressions(scope) if regressions is None else regressions
+        return status_of(found, rows, run_key=run_key)
+
     # --- responses, health, rubric versions -----------------------------------------------------
 
-    def lowest_responses(self, scope: Scope) -> list[LowResponse]:
-        """The week's lowest overall scores with the judge's rationale, truncated and redacted as configured."""
+    def lowest_responses(
+        self, scope: Scope, *, segment: str | None = None, limit: int | None = None, since: dt.datetime | None = None
+    ) -> list[LowResponse]:
+        """The week's lowest overall scores with the judge's rationale, truncated and redacted as configured;
+        only those of ``segment`` (``column=value``, a configured segment column) and created ``since``
+        (within the week) when they are given."""
         if scope.this_week is None:
             return []
         wh, cfg, ui = self.warehouse, self.warehouse.source_config, self.settings.ui
         src, scores = wh.source, wh.scores
         start, end = (dt.datetime.combine(d, dt.time(), tzinfo=dt.UTC) for d in scope.this_week)
+        start = max(start, since) if since is not None else start
         created = src.c[cfg.created_at_column]
         segments = wh.segment_names()
         query = (
@@ -269,8 +287,11 @@ class Reader:
             .join(src, src.c[cfg.id_column] == scores.c.response_id)
             .where(*self._version(scores, scope), created >= start, created < end)
             .order_by(scores.c.overall, scores.c.response_id)
-            .limit(ui.lowest_responses)
+            .limit(limit or ui.lowest_responses)
         )
+        if segment:
+            column, value = parse_segment(segment, segments)
+            query = query.where(src.c[column] == value)
         with self._connect() as conn:
             rows = conn.execute(query).all()
         return [
@@ -319,6 +340,19 @@ class Reader:
             )
             for r in rows
         ]
+
+    def version_choices(self) -> list[tuple[str, str]]:
+        """``(rubric, version)`` of every version with runs, for the pages' picker (no counts, no calibrations)."""
+        if not self.schema_ready():
+            return []
+        runs = self.warehouse.runs
+        query = (
+            select(runs.c.rubric_name, runs.c.rubric_version)
+            .group_by(runs.c.rubric_name, runs.c.rubric_version)
+            .order_by(runs.c.rubric_name, func.max(runs.c.interval_end).desc())
+        )
+        with self._connect() as conn:
+            return [(str(name), str(version)) for name, version in conn.execute(query).all()]
 
     def rubric_versions(self) -> list[RubricVersion]:
         """Every rubric version that has runs, newest first, with its latest calibration per model and criterion."""
@@ -413,6 +447,7 @@ class Reader:
         return present
 
     def _shown(self, text: str | None) -> str:
+        """Every text of a response or a verdict the view shows passes here: redacted, then truncated."""
         ui = self.settings.ui
         shown = text or ""
         return truncate(redact(shown) if ui.redact else shown, ui.text_chars)
@@ -428,8 +463,19 @@ class Reader:
             yield conn
 
 
+def parse_segment(segment: str, columns: Sequence[str]) -> tuple[str, str]:
+    """``"topic=shipping"`` as ``("topic", "shipping")``; a column that is not a configured segment column
+    of the source table is refused by name (the page answers 400), never put into SQL."""
+    column, sep, value = segment.partition("=")
+    if not sep or column not in columns:
+        raise ValueError(
+            f"segment {segment!r}: expected column=value with column one of {', '.join(columns) or 'none'}"
+        )
+    return column, value
+
+
 def _date(value: Any) -> dt.date:
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
-__all__ = ["LowResponse", "Reader", "Regression", "RubricVersion", "RunHealth", "Scope"]
+__all__ = ["LowResponse", "Reader", "Regression", "RubricVersion", "RunHealth", "Scope", "Status", "parse_segment"]

@@ -366,7 +366,7 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
         "rolling_count": count,
         "sample_rate": rate,
         "pulls": [p.to_json() for p in pulls if p.pull < 0][:3],
-        "report_url": _write_report(job, rubric, frame, report),
+        "report_url": _write_report(job, rubric, frame, report, pulls),
     }
 
 
@@ -374,9 +374,11 @@ def _is_everyone_overall(row: dict[str, Any]) -> bool:
     return row["metric"] == "overall" and not row.get("segment")
 
 
-def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any) -> str:
+def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any, pulls: Any) -> str:
     """The run's HTML report for one rubric; a failure to write it is logged, never fails the comparison."""
+    from judgeflow.quality.alerts import airflow_run_url
     from judgeflow.quality.report import write_run_report
+    from judgeflow.ui.links import view_links
 
     alerts, run, rate = job.settings.alerts, job.run, job.settings.sampling.rate
     overall = [c for c in report.to_json()["comparisons"] if _is_everyone_overall(c)]
@@ -393,6 +395,16 @@ def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any) -> str:
                 f"judgeflow: {job.suite.name}, {rubric.name} {rubric.version_key}, "
                 f"{run.interval_start:%Y-%m-%d} (n={n}{sampled})"
             ),
+            pulls=pulls,
+            links=[
+                ("this run in Airflow", airflow_run_url(alerts.airflow_base_url, dag_id=run.dag_id, run_id=run.run_id)),
+                *view_links(
+                    alerts.airflow_base_url,
+                    rubric=rubric.name,
+                    version=rubric.version_key,
+                    segment=_where_to_look(report, pulls),
+                ),
+            ],
         )
     except Exception:
         log.exception("could not write the run report to %s", alerts.report_folder)
@@ -401,6 +413,12 @@ def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any) -> str:
         url = alerts.report_base_url.rstrip("/") + "/" + url.rstrip("/").split("/")[-2] + "/index.html"
     log.info("report for %s: %s", rubric.name, url)
     return url
+
+
+def _where_to_look(report: Any, pulls: Any) -> str | None:
+    """The segment a report's link opens: the first segment that regressed, else the one pulling the mean down most."""
+    regressed = next((c.segment for c in report.regressions if c.segment), None)
+    return regressed or next((p.segment for p in pulls if p.pull < 0), None)
 
 
 def alert_on_call(suite: str, summary: dict[str, Any], comparison: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from judgeflow.errors import JudgeflowError
 from judgeflow.quality import charts
-from judgeflow.storage.view_reads import Reader, Scope
+from judgeflow.storage.view_reads import Reader, Scope, Status
 from judgeflow.ui import pages
 
 WEEK_LABELS = ("last week", "this week")
@@ -54,18 +54,37 @@ def build_app(reader: Callable[[], Reader], *, dependencies: Sequence[Any]) -> F
 
 
 def _scope(reader: Reader, request: Request) -> Scope | None:
+    """The rubric version asked: ``?rubric=&version=`` (deep links) or the picker's ``?scope=name/version``."""
     params = request.query_params
-    return reader.scope(params.get("rubric") or None, params.get("version") or None)
+    rubric, version = params.get("rubric") or None, params.get("version") or None
+    if params.get("scope"):
+        rubric, _, version = params["scope"].partition("/")
+    return reader.scope(rubric or None, version or None)
 
 
 def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
+    def render(r: Reader, request: Request, *, title: str, scope: Scope | None, body: list[str], current: str) -> str:
+        nav = pages.nav_for(getattr(route, "path", "") for route in app.routes)
+        return pages.page(
+            title=title,
+            scope=scope,
+            query=request.url.query,
+            body=body,
+            nav=nav,
+            current=current,
+            versions=r.version_choices(),
+        )
+
     @app.get("/", response_class=HTMLResponse)
     def overview(request: Request) -> str:
         r, query = reader(), request.url.query
         scope = _scope(r, request)
         body = [pages.note("no runs yet: the view fills after the suite's first run")]
         if scope is not None:
-            body = [
+            found = r.regressions(scope)
+            status = r.status(scope, found)
+            body = [pages.status_line(status, query=query), *_why(r, scope, status)]
+            body += [
                 "<h2>Score trend</h2>",
                 pages.image(
                     "charts/trend.png", alt="daily mean per criterion", query=query, present=scope.last_day is not None
@@ -78,11 +97,11 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
                     present=scope.last_day is not None,
                 ),
                 "<h2>Regressions</h2>",
-                pages.regressions_table(r.regressions(scope)),
+                pages.regressions_table(found, query=query),
                 "<h2>Run health</h2>",
                 pages.health_table(r.run_health(scope)),
             ]
-        return pages.page(title="Quality at a glance", scope=scope, query=query, body=body)
+        return render(r, request, title="Quality at a glance", scope=scope, body=body, current="./")
 
     @app.get("/segments", response_class=HTMLResponse)
     def segments(request: Request) -> str:
@@ -99,21 +118,51 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
             ),
             pages.segments_table(rows),
         ]
-        return pages.page(title="Per-segment comparisons", scope=scope, query=query, body=body)
+        return render(r, request, title="Per-segment comparisons", scope=scope, body=body, current="segments")
 
     @app.get("/responses", response_class=HTMLResponse)
-    def responses(request: Request) -> str:
-        r, query = reader(), request.url.query
+    def responses(request: Request) -> HTMLResponse:
+        r = reader()
         scope = _scope(r, request)
-        rows = r.lowest_responses(scope) if scope else []
-        body = [pages.lowest_table(rows, r.warehouse.segment_names())]
-        return pages.page(title="Lowest-scoring responses this week", scope=scope, query=query, body=body)
+        segment = request.query_params.get("segment") or None
+        try:
+            rows = r.lowest_responses(scope, segment=segment) if scope else []
+        except ValueError as exc:
+            return HTMLResponse(pages.note(str(exc)), status_code=400)
+        choices = sorted({row.segment for row in r.segment_rows(scope)[1] if row.segment}) if scope else []
+        title = "Lowest-scoring responses this week" + (f" in {segment}" if segment else "")
+        body = [
+            pages.segment_picker(segment, choices, query=request.url.query),
+            pages.lowest_table(rows, r.warehouse.segment_names()),
+        ]
+        return HTMLResponse(render(r, request, title=title, scope=scope, body=body, current="responses"))
 
     @app.get("/rubrics", response_class=HTMLResponse)
     def rubrics(request: Request) -> str:
-        r, query = reader(), request.url.query
+        r = reader()
         body = [pages.rubrics_table(r.rubric_versions())]
-        return pages.page(title="Rubric versions", scope=_scope(r, request), query=query, body=body)
+        return render(r, request, title="Rubric versions", scope=_scope(r, request), body=body, current="rubrics")
+
+    @app.get("/icon.svg")
+    def icon(request: Request) -> Response:
+        svg = pages.icon_svg(dark=request.query_params.get("mode") == "dark")
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
+def _why(r: Reader, scope: Scope, status: Status) -> list[str]:
+    """Under the status line, the first few responses that explain it: the lowest-scoring of the
+    regression's segment since it was first found (within the week), with the judge's rationale."""
+    regression = status.regression
+    if regression is None:
+        return []
+    where = f" in {regression.segment}" if regression.segment else ""
+    where += f" since {regression.first_found:%Y-%m-%d}"
+    heading = f"<h2>Why: the lowest-scoring responses{pages.e(where)}</h2>"
+    try:
+        rows = r.lowest_responses(scope, segment=regression.segment, limit=3, since=regression.first_found)
+    except ValueError as exc:  # a segment column the settings no longer name: say so, keep the page
+        return [heading, pages.note(str(exc))]
+    return [heading, pages.lowest_table(rows, [], table_id="why")]
 
 
 class ChartCache:

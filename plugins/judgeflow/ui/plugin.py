@@ -13,8 +13,12 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-URL_PREFIX = "/judgeflow"
+from judgeflow.ui.links import URL_PREFIX
+
 APP_FACTORY = "judgeflow.ui.app:create_app"
+NAV_LABEL = "Quality"
+"""One short word, like Airflow's own entries (Dags, Assets, Browse): the UI's nav column is narrow and
+wraps or cuts a longer label under its icon."""
 
 
 class LazyApp:
@@ -39,8 +43,10 @@ class JudgeflowViewPlugin(AirflowPlugin):
     fastapi_apps = [{"app": LazyApp(APP_FACTORY), "url_prefix": URL_PREFIX, "name": "judgeflow"}]
     external_views = [
         {
-            "name": "Judge quality",
+            "name": NAV_LABEL,
             "href": f"{URL_PREFIX}/",
+            "icon": f"{URL_PREFIX}/icon.svg",
+            "icon_dark_mode": f"{URL_PREFIX}/icon.svg?mode=dark",
             "destination": "nav",
             "url_route": "judgeflow",
             "nav_top_level": True,

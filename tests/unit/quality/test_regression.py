@@ -463,3 +463,11 @@ def test_bootstrap_ci_covers_about_95_percent() -> None:
         covered += ci[0] <= 0.0 <= ci[1]
 
     assert 0.90 <= covered / 300 <= 0.99
+
+
+def test_a_stored_comparison_reads_back_with_the_keys_stored_beside_it() -> None:
+    """``judge_comparisons.details`` holds the comparison and the run's sample rate; the view reads it back."""
+    from judgeflow.quality.regression import ComparisonStatus, MetricComparison
+
+    row = MetricComparison("accuracy", 10, 3.0, 10, 2.0, -1.0, 0.01, ComparisonStatus.REGRESSION, segment="topic=a")
+    assert MetricComparison.from_json({**row.to_json(), "sample_rate": 0.5}) == row

@@ -230,3 +230,48 @@ def test_segment_values_that_look_like_personal_data_are_masked(tmp_path: Path, 
     page = _write(str(tmp_path), _scores(), leaky).read_text(encoding="utf-8")
 
     assert "jo@example.com" not in page and "customer=[email]" in page
+
+
+def test_page_opens_with_headline_cause_and_links(
+    tmp_path: Path, scores: pd.DataFrame, report: RegressionReport
+) -> None:
+    """First the worst regression with its figures, then the segments that pull the mean down, then where to go."""
+    from judgeflow.quality.stats import root_causes
+    from judgeflow.ui.links import view_links
+
+    pulls = root_causes(scores, current_start=CURRENT_START, current_end=CURRENT_END, segment_columns=["topic"])
+    links = [("this run in Airflow", "http://airflow.example/dags/d/runs/r<1>")]
+    links += view_links("http://airflow.example/", rubric="helpfulness", version="1+a", segment="topic=shipping")
+    index = write_run_report(
+        scores=scores,
+        report=report,
+        criteria=CRITERIA,
+        folder=str(tmp_path),
+        run_key="scheduled__2024-06-08",
+        title="t",
+        pulls=pulls,
+        links=links,
+    )
+    page = Path(index.removeprefix("file://")).read_text(encoding="utf-8")
+    headline = re.search(r'<p class="headline" id="headline"><strong>(.*?)</strong>', page)
+    assert headline is not None
+    assert headline.group(1).startswith("Quality dropped: accuracy in topic=shipping from ")
+    worst = min(report.regressions, key=lambda c: c.difference or 0.0)
+    assert f"{worst.difference:+.2f}, 95% CI [{worst.ci_low:+.2f}, {worst.ci_high:+.2f}]" in headline.group(1)
+    cause = re.search(r'<p id="cause">Likely cause: (.*?)</p>', page)
+    assert cause is not None and cause.group(1).startswith("topic=shipping pulls the overall mean down by ")
+    assert page.index('id="headline"') < page.index('id="cause"') < page.index("<h2>Comparisons</h2>")
+    assert 'href="http://airflow.example/dags/d/runs/r&lt;1&gt;"' in page
+    assert (
+        'href="http://airflow.example/judgeflow/responses?rubric=helpfulness&amp;version=1%2Ba&amp;'
+        'segment=topic%3Dshipping"' in page
+    )
+
+
+def test_headline_without_regression(tmp_path: Path) -> None:
+    calm = _scores(seed=3)
+    calm["accuracy"] = calm["tone"]  # no drop anywhere
+    calm["overall"] = calm["tone"]
+    page = _write(str(tmp_path), calm, _report(calm)).read_text(encoding="utf-8")
+    assert re.search(r"<strong>No regression: overall from \d\.\d\d \(n=\d+\) to \d\.\d\d \(n=\d+\), [+-]\d", page)
+    assert 'id="cause"' not in page

@@ -38,6 +38,8 @@ def test_the_view_is_a_top_level_nav_entry_pointing_at_the_mounted_app() -> None
 
     assert isinstance(app["app"], LazyApp) and view["href"] == f"{app['url_prefix']}/" == "/judgeflow/"
     assert view["destination"] == "nav" and view["nav_top_level"] is True
+    assert view["name"] == "Quality" and view["icon"] == "/judgeflow/icon.svg"
+    assert view["icon_dark_mode"] == "/judgeflow/icon.svg?mode=dark"
 
 
 def test_the_factory_builds_the_guarded_app_with_every_route_on_first_request() -> None:
@@ -59,6 +61,7 @@ def test_the_factory_builds_the_guarded_app_with_every_route_on_first_request() 
         "/segments",
         "/responses",
         "/rubrics",
+        "/icon.svg",
         "/charts/trend.png",
         "/charts/distributions.png",
         "/charts/segments.png",
