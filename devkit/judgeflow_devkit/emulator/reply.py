@@ -8,14 +8,13 @@ as the live endpoint.
 from __future__ import annotations
 
 import json
+import random
 from typing import Any, NamedTuple
 
 from judgeflow_devkit.emulator.envelope import new_id
 from judgeflow_devkit.emulator.faults import Malformation
 from judgeflow_devkit.emulator.prompt_cache import CacheUsage
 from judgeflow_devkit.emulator.request import JudgeRequest, OutputMode
-import random
-
 from judgeflow_devkit.emulator.scoring import emulated_rationale, emulated_scores, with_noise
 from judgeflow_devkit.emulator.tokens import count_tokens
 

@@ -28,6 +28,7 @@ from judgeflow.suite import Suite, load_suite
 if TYPE_CHECKING:
     from judgeflow.judging.budget import Cap
     from judgeflow.judging.verdict_cache import VerdictCache
+    from judgeflow.storage.judge_quality import JudgeQualityStore
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,13 @@ class Job:
 
             self._cache = open_cache(self.settings.cache, redis_conn_id=self.settings.connections.cache)
         return self._cache
+
+    @property
+    def judge_quality(self) -> JudgeQualityStore:
+        """The judge-noise and review tables, on the warehouse's engine."""
+        from judgeflow.storage.judge_quality import JudgeQualityStore
+
+        return JudgeQualityStore(self.warehouse, unstable_spread=self.settings.noise.unstable_spread)
 
     def budget_caps(self, *, now: dt.datetime | None = None) -> list[Cap]:
         """The run and day caps, seeded with what the warehouse says this run and this suite's day
