@@ -103,7 +103,8 @@ def test_measured_noise_matches_the_knob(
     moved = sum(asked != true for asked, true in asks)
     low, high = wilson(moved, len(asks))
     print(
-        f"\nnoise knob {KNOB}: {moved} of {len(asks)} asks moved = {moved / len(asks):.3f}, 99% CI [{low:.3f}, {high:.3f}]"
+        f"\nnoise knob {KNOB}: {moved} of {len(asks)} asks moved = {moved / len(asks):.3f}, "
+        f"99% CI [{low:.3f}, {high:.3f}]"
     )
     print(
         f"judge_noise_daily: responses={day['responses']} pairs={day['pairs']} kappa={day['kappa']:.3f} "

@@ -165,20 +165,26 @@ class JudgeQualityStore:
         unstable_items: int,
         seed: str,
     ) -> list[QueueItem]:
-        """Responses scored since ``since`` and not yet labelled under this version: a seeded random
+        """Responses created since ``since`` and not yet labelled under this version: a seeded random
         sample (its labels give an unbiased agreement figure), the lowest scores, and the verdicts
         the noise sample found unstable; each response once, the random sample first."""
         s = self.warehouse.scores.c
         labelled = select(self.labels.c.response_id).where(
             self.labels.c.rubric_name == rubric_name, self.labels.c.rubric_version == rubric_version
         )
+        wh, cfg = self.warehouse, self.warehouse.source_config
         base = and_(
             s.rubric_name == rubric_name,
             s.rubric_version == rubric_version,
-            s.scored_at >= since,
+            wh.source.c[cfg.created_at_column] >= since,
             s.response_id.not_in(labelled),
         )
-        ids = select(s.response_id, s.overall).where(base)
+        ids = (
+            select(s.response_id, s.overall)
+            .join(wh.source, wh.source.c[cfg.id_column] == s.response_id)
+            .where(base)
+            .order_by(s.response_id)
+        )
         with errors_as("read the review queue"), self.engine.connect() as conn:
             candidates = conn.execute(ids).all()
             unstable = set(

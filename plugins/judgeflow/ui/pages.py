@@ -15,7 +15,13 @@ from judgeflow.quality.comparison_table import MISSING, comparison_table, num
 from judgeflow.quality.regression import MetricComparison
 from judgeflow.storage.view_reads import LowResponse, Regression, RubricVersion, RunHealth, Scope
 
-PAGES = (("./", "Overview"), ("segments", "Segments"), ("responses", "Lowest scores"), ("rubrics", "Rubric versions"))
+PAGES = (
+    ("./", "Overview"),
+    ("segments", "Segments"),
+    ("responses", "Lowest scores"),
+    ("rubrics", "Rubric versions"),
+    ("review", "Review"),
+)
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1f2328}
@@ -30,6 +36,8 @@ tr.recovered td,tr.improvement td{background:#dafbe1}
 .over{color:#d1242f;font-weight:600}
 .note{color:#57606a;font-style:italic}
 img{max-width:100%}
+form.label fieldset{margin-bottom:.75rem;border:1px solid #d0d7de}
+form.label p.text{max-width:60rem;margin:.25rem 0}
 """
 
 e = html.escape
