@@ -19,7 +19,7 @@ import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -83,7 +83,7 @@ def routes(app: FastAPI, reader: Callable[[], Reader], reviewer: Callable[..., R
             await run_in_threadpool(_save, r, scope, who, form)
         except ValueError as exc:
             return HTMLResponse(f"<p>{e(str(exc))}</p>", status_code=400)
-        back = f"../review?rubric={scope.rubric_name}&version={scope.rubric_version}"
+        back = "../review?" + urlencode({"rubric": scope.rubric_name, "version": scope.rubric_version})
         return RedirectResponse(back, status_code=303)
 
 
