@@ -127,6 +127,12 @@ def labels(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(text("SELECT * FROM judge_human_labels ORDER BY labelled_at")).mappings()]
 
 
+def judge_scores(engine: Engine, response_id: int) -> dict[str, int]:
+    query = "SELECT criterion, score FROM judge_criterion_scores WHERE response_id = :i AND rubric_version = :v"
+    with engine.connect() as conn:
+        return {c: int(s) for c, s in conn.execute(text(query), {"i": response_id, "v": VERSION})}
+
+
 def sign_in(driver: Any, base: str, user: str) -> None:
     """Through Airflow's own login form, as a person would; it sets the UI's ``_token`` cookie."""
     from selenium.webdriver.common.by import By
@@ -165,18 +171,21 @@ def test_review_in_the_browser_then_export(server: str, warehouse: Engine, deplo
         assert "0.71 [0.60, 0.80]" in driver.find_element(By.ID, "noise").text
         assert "length-controlled mean" in driver.find_element(By.ID, "length-bias").text
 
-        for i in range(4):  # four of the random sample: agree on two, disagree on two
+        for i in range(4):  # four of the random sample: agree with the judge on two, not on two
             form = driver.find_elements(By.CSS_SELECTOR, "form.label.random")[0]
-            if i >= 2:
-                accuracy = Select(form.find_element(By.NAME, "score_accuracy"))
-                judged = int(accuracy.first_selected_option.get_attribute("value"))
-                accuracy.select_by_value(str(1 if judged > 2 else 5))
+            judged = judge_scores(warehouse, int(form.get_attribute("data-response")))
+            for criterion, score in judged.items():
+                select = Select(form.find_element(By.NAME, f"score_{criterion}"))
+                assert select.first_selected_option.get_attribute("value") == "", "blind: nothing preselected"
+                disagree = i >= 2 and criterion == "accuracy"
+                select.select_by_value(str((1 if score > 2 else 5) if disagree else score))
             form.find_element(By.NAME, "note").send_keys(f"checked by a person, {i}")
             form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
             wait.until(ready.staleness_of(form))
         saved = labels(warehouse)
         assert len(saved) == 4 and {r["reviewer"] for r in saved} == {"oncall"}
         assert {r["queue"] for r in saved} == {"random"} and saved[0]["note"] == "checked by a person, 0"
+        assert [r["scores"] == judge_scores(warehouse, r["response_id"]) for r in saved] == [True, True, False, False]
         agreement = driver.find_element(By.ID, "agreement").text
         assert "all 4" in agreement, agreement
         driver.set_window_size(1400, driver.execute_script("return document.body.scrollHeight + 40"))
@@ -191,6 +200,8 @@ def test_review_in_the_browser_then_export(server: str, warehouse: Engine, deplo
         assert form.find_element(By.CSS_SELECTOR, "button").get_attribute("disabled") is not None
         assert "you may look, not label" in driver.page_source
         driver.execute_script("arguments[0].querySelectorAll('[disabled]').forEach(x => x.disabled = false)", form)
+        for select in form.find_elements(By.TAG_NAME, "select"):
+            Select(select).select_by_value("3")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(lambda d: "may not label" in d.page_source)
         assert "visitor may not label" in driver.page_source
@@ -232,7 +243,7 @@ def _export_round_trip(deployment: Path, warehouse: Engine) -> None:
     assert judgeflow_main(argv) == 0
     exported = load_golden_set(golden_dir, rubric)
     assert exported is not None
-    assert [i.id for i in exported.items][0] == "canary-01" and exported.items[0].canary, "the canary kept, first"
+    assert exported.items[0].id == "canary-01" and exported.items[0].canary, "the canary kept, first"
     by_id = {i.id: i for i in exported.items}
     saved = labels(warehouse)
     assert len(exported.items) == 1 + len(saved) == 6

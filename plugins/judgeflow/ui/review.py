@@ -223,17 +223,15 @@ def noise_table(days: Sequence[dict[str, Any]]) -> str:
 
 
 def queue_form(item: QueueItem, scale: Scale, scope: Scope, query: str, *, enabled: bool) -> str:
+    """One response's form. Blind: the judge's scores are not shown and nothing is preselected, so a
+    reviewer's label is their own reading (anchoring on the judge would inflate the agreement)."""
     disabled = "" if enabled else " disabled"
     selects = "".join(
-        f'<label>{e(c)} <select name="score_{e(c)}"{disabled}>'
-        + "".join(
-            f'<option value="{v}"{" selected" if item.judge_scores.get(c) == v else ""}>{v}</option>'
-            for v in range(scale.low, scale.high + 1)
-        )
+        f'<label>{e(c)} <select name="score_{e(c)}" required{disabled}><option value="">-</option>'
+        + "".join(f'<option value="{v}">{v}</option>' for v in range(scale.low, scale.high + 1))
         + "</select></label> "
         for c in scale.criteria
     )
-    judge = ", ".join(f"{c} {item.judge_scores.get(c, '?')}" for c in scale.criteria)
     hidden = "".join(
         f'<input type="hidden" name="{k}" value="{e(str(v))}">'
         for k, v in (
@@ -246,8 +244,7 @@ def queue_form(item: QueueItem, scale: Scale, scope: Scope, query: str, *, enabl
     return (
         f'<form class="label {e(item.queue)}" method="post" action="review/label" '
         f'data-response="{e(str(item.response_id))}">'
-        f"<fieldset><legend>response {e(str(item.response_id))} ({e(item.queue)}), "
-        f"{item.created_at:%Y-%m-%d}, judge overall {item.overall:.2f}: {e(judge)}</legend>"
+        f"<fieldset><legend>response {e(str(item.response_id))} ({e(item.queue)}), {item.created_at:%Y-%m-%d}</legend>"
         f'<p class="text"><b>Q:</b> {e(item.question[:1000])}</p>'
         + (f'<p class="text"><b>Context:</b> {e(item.context[:1000])}</p>' if item.context else "")
         + f'<p class="text"><b>A:</b> {e(item.response[:2000])}</p>'
