@@ -131,6 +131,8 @@ def health_table(rows: Sequence[RunHealth]) -> str:
             "cache hits",
             "held by budget",
             "cost",
+            "noise κ",
+            "noise spread",
         ],
         (
             (
@@ -147,6 +149,8 @@ def health_table(rows: Sequence[RunHealth]) -> str:
                     cell(num(r.cache_hit_rate, ".0%")),
                     cell(r.left_for_budget),
                     cost(r),
+                    cell(num(r.noise_kappa, ".2f")),
+                    cell(num(r.noise_spread, ".2f")),
                 ],
             )
             for r in rows

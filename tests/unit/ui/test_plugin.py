@@ -59,6 +59,8 @@ def test_the_factory_builds_the_guarded_app_with_every_route_on_first_request() 
         "/segments",
         "/responses",
         "/rubrics",
+        "/review",
+        "/review/label",
         "/charts/trend.png",
         "/charts/distributions.png",
         "/charts/segments.png",
