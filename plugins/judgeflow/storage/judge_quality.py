@@ -104,6 +104,20 @@ class JudgeQualityStore:
         with errors_as("read judge_noise"), self.engine.connect() as conn:
             return [(dict(a), dict(b or {}), float(c)) for a, b, c in conn.execute(query)]
 
+    def noise_spent(
+        self, *, dag_run_id: str, day_start: dt.datetime, day_end: dt.datetime, rubric_names: Sequence[str]
+    ) -> tuple[float, float]:
+        """What the second asks cost this run, and this day (by ``recorded_at``), for the budget caps."""
+        n = self.noise.c
+        total = func.coalesce(func.sum(n.cost_usd), 0.0)
+        mine = n.rubric_name.in_(rubric_names)
+        with errors_as("read judge_noise spend"), self.engine.connect() as conn:
+            run = conn.execute(select(total).where(mine, n.dag_run_id == dag_run_id)).scalar_one()
+            day = conn.execute(
+                select(total).where(mine, n.recorded_at >= day_start, n.recorded_at < day_end)
+            ).scalar_one()
+        return float(run), float(day)
+
     def record_noise_day(self, *, rubric_name: str, rubric_version: str, day: dt.date, figures: dict[str, Any]) -> None:
         row = {
             "rubric_name": rubric_name,
