@@ -144,7 +144,8 @@ class Job:
     def budget_caps(self, *, now: dt.datetime | None = None) -> list[Cap]:
         """The run and day caps, seeded with what the warehouse says this run and this suite's day
         already spent (scores and the noise sample's second asks), so every task (and every retry,
-        realtime or after a Message Batch, under every rubric of the run) counts against them. The day cap is the suite's: keyed by its DAG."""
+        realtime or after a Message Batch, under every rubric of the run) counts against them. The day
+        cap is the suite's: keyed by its DAG."""
         from judgeflow.judging.budget import budget_caps
 
         today = (now or dt.datetime.now(dt.UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
