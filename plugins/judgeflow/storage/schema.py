@@ -16,6 +16,15 @@ from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, String, 
 from judgeflow.storage.dialects import double, json_type, long_text, timestamp
 
 
+def response_key(id_type: Any) -> list[Column[Any]]:
+    """(response, rubric, rubric version): the key of every per-response table; copy before use."""
+    return [
+        Column("response_id", id_type, primary_key=True),
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+    ]
+
+
 def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
     items = Table(
         "judge_run_items",
@@ -25,11 +34,7 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         Column("batch_index", Integer, nullable=False),
         Index("ix_judge_run_items_batch", "run_key", "batch_index"),
     )
-    key = [
-        Column("response_id", id_type, primary_key=True),
-        Column("rubric_name", String(64), primary_key=True),
-        Column("rubric_version", String(64), primary_key=True),
-    ]
+    key = response_key(id_type)
     scores = Table(
         "judge_scores",
         metadata,
@@ -223,11 +228,7 @@ def judge_quality_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table
     criterion and note for one response, one row per reviewer (relabelling overwrites), with the
     queue that offered it (``random`` is the unbiased sample).
     """
-    key = [
-        Column("response_id", id_type, primary_key=True),
-        Column("rubric_name", String(64), primary_key=True),
-        Column("rubric_version", String(64), primary_key=True),
-    ]
+    key = response_key(id_type)
     noise = Table(
         "judge_noise",
         metadata,
