@@ -130,6 +130,17 @@ def test_measured_noise_matches_the_knob(
     details = json.loads(row["details"]) if isinstance(row["details"], str) else row["details"]
     assert details["noise"]["asked"] == len(pairs) and details["noise"]["failed"] == 0
 
+    # the switch: the regression statistics leave the unstable verdicts out
+    unstable = count(warehouse, "SELECT COUNT(*) FROM judge_noise WHERE unstable")
+    assert unstable == day["unstable"] > 0
+    n_overall = "SELECT current_n FROM judge_comparisons WHERE run_key = :k AND metric = 'overall' AND segment = ''"
+    key = f"llm_judge_daily/{run_id}"
+    pipeline.compare_scores(str(settings), run_context(run_id))
+    assert count(warehouse, n_overall, k=key) == count(warehouse, "SELECT COUNT(*) FROM judge_scores")
+    write_settings(tmp_path, cache={"enabled": False}, noise={"rate": 0.5, "exclude_unstable": True})
+    pipeline.compare_scores(str(settings), run_context(run_id))
+    assert count(warehouse, n_overall, k=key) == count(warehouse, "SELECT COUNT(*) FROM judge_scores") - unstable
+
 
 def test_a_failing_second_ask_loses_no_primary_score(
     tmp_path: Path, warehouse: Engine, monkeypatch: pytest.MonkeyPatch
