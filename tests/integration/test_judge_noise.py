@@ -177,3 +177,26 @@ def test_the_second_ask_bypasses_a_warm_verdict_cache(
     hits = count(warehouse, "SELECT COUNT(*) FROM judge_scores WHERE dag_run_id = :r AND cache_hit = 0", r=run_id)
     assert pairs > 50 and hits == 0, "every primary verdict came from the cache"
     assert requests == pairs, "yet each noise pair asked the judge"
+
+
+def test_second_asks_spend_the_run_budget(tmp_path: Path, warehouse: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = 0.15  # the whole run, second asks included, costs about $0.64
+    settings = write_settings(
+        tmp_path,
+        cache={"enabled": False},
+        noise={"rate": 0.5},
+        budget={"max_cost_usd_per_run": cap},
+        batching={"batch_size": 200},
+    )
+    with EmulatorServer(EmulatorConfig(latency_median_s=0.0)) as emulator:
+        run_id = run_once(settings, emulator, monkeypatch)
+    row = run_row(warehouse, run_id)
+    noise_cost = count(warehouse, "SELECT CAST(SUM(cost_usd) * 1000000 AS INTEGER) FROM judge_noise") / 1e6
+    score_cost = count(warehouse, "SELECT CAST(SUM(cost_usd) * 1000000 AS INTEGER) FROM judge_scores") / 1e6
+    print(f"\nbudget ${cap}: scores ${score_cost:.4f} + second asks ${noise_cost:.4f}, run row ${row['cost_usd']:.4f}")
+    refused = count(warehouse, "SELECT COUNT(*) FROM judge_noise WHERE error LIKE '%budget%' AND spread IS NULL")
+    assert refused > 0, "second asks were refused by the run's cap, as first asks are"
+    assert row["cost_usd"] == pytest.approx(score_cost + noise_cost, abs=1e-5)
+    assert row["cost_usd"] <= cap, "the cap holds for first and second asks together"
+    assert row["unaccounted"] == 0 and row["scored"] + row["errors"] == row["extracted"]
+    assert count(warehouse, "SELECT COUNT(*) FROM judge_errors WHERE kind = 'budget_exhausted'") > 0
