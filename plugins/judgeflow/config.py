@@ -133,6 +133,33 @@ class UiConfig(_Frozen):
     runs_shown: int = Field(14, ge=1, le=365, description="recent runs in the run-health table")
 
 
+class NoiseConfig(_Frozen):
+    """Judge noise (:mod:`judgeflow.quality.judge_quality`): a daily sample of responses is judged a
+    second time, past the verdict cache, and the two verdicts' spread is stored in ``judge_noise``.
+
+    The sample is a hash of the response id (the same responses on a rerun); the second ask's cost
+    counts in the run's cost and budget. A verdict whose criteria spread by ``unstable_spread``
+    points or more is unstable; with ``exclude_unstable`` the regression statistics leave it out."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="share of scored responses asked twice; 0 = off, e.g. 0.02")
+    unstable_spread: int = Field(2, ge=1, description="a criterion spread of this many points is unstable")
+    exclude_unstable: bool = Field(False, description="leave unstable verdicts out of the regression statistics")
+
+
+class ReviewConfig(_Frozen):
+    """The view's review queue (``/judgeflow/review``): what people are asked to label.
+
+    Labellers are users who may edit the suite's DAG, or whose Airflow user name is in
+    ``reviewers`` (the judgeflow review permission; Airflow's simple auth manager has no custom
+    permissions, so it is named here)."""
+
+    reviewers: tuple[str, ...] = Field((), description="Airflow user names allowed to label without DAG edit rights")
+    random_items: int = Field(10, ge=0, le=500, description="a random sample of recent scores, for an unbiased kappa")
+    low_items: int = Field(10, ge=0, le=500, description="the lowest recent scores")
+    unstable_items: int = Field(10, ge=0, le=500, description="recent verdicts flagged unstable by the noise sample")
+    days: int = Field(7, ge=1, le=366, description="how far back the queue looks")
+
+
 class ModelPrice(_Frozen):
     """US dollars per million tokens."""
 
@@ -220,6 +247,8 @@ class Settings(_Frozen):
     alerts: AlertConfig = AlertConfig()
     connections: ConnectionIds = ConnectionIds()
     ui: UiConfig = UiConfig()
+    noise: NoiseConfig = NoiseConfig()
+    review: ReviewConfig = ReviewConfig()
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     calibration: CalibrationConfig = Field(default_factory=lambda: CalibrationConfig())
 

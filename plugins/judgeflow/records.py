@@ -168,3 +168,27 @@ class BatchRef:
     @classmethod
     def from_xcom(cls, data: dict[str, Any]) -> BatchRef:
         return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseRecord:
+    """One row of ``judge_noise``: a sampled response judged twice, the second time past the cache.
+
+    ``second`` is empty and ``error`` says why when the second ask failed (the primary score is kept
+    whatever happens here)."""
+
+    response_id: Any
+    rubric_name: str
+    rubric_version: str
+    dag_run_id: str
+    first: dict[str, int]
+    second: dict[str, int]
+    cost_usd: float
+    error: str | None
+    recorded_at: dt.datetime
+
+    @property
+    def spread(self) -> int | None:
+        """The largest disagreement between the two asks over the criteria, in points."""
+        gaps = [abs(self.first[c] - self.second[c]) for c in self.first if c in self.second]
+        return max(gaps) if gaps else None

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a gullible judge: text telling the judge what to score gets the scale maximum",
     )
+    p.add_argument(
+        "--score-noise",
+        type=float,
+        default=0.0,
+        help="probability that an ask moves a criterion's score one step (judge noise; default 0)",
+    )
     p.add_argument("--api-key", default=None, help="the only key accepted (default: any key)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and latency RNGs")
     p.add_argument("--cache-ttl", type=float, default=300.0, help="prompt-cache TTL in seconds")
@@ -89,6 +95,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         batch_rate_expired=args.batch_rate_expired,
         batch_rate_dropped=args.batch_rate_dropped,
         obey_injections=args.obey_injections,
+        score_noise=args.score_noise,
     )
 
 

@@ -70,6 +70,11 @@ class EmulatorConfig:
     batch_rate_errored: float = 0.0
     batch_rate_expired: float = 0.0
     batch_rate_dropped: float = 0.0
+    score_noise: float = 0.0
+    """Judge noise: the probability that one ask moves a criterion's score one step off its
+    noise-free value (up or down at random; inwards at an end of the scale), drawn per criterion
+    from an RNG seeded with ``seed``. Asking the same item twice then disagrees, as a sampled
+    judge does, which judgeflow's noise sample measures (:mod:`judgeflow_devkit.emulator.scoring`)."""
     obey_injections: bool = False
     """A gullible judge: text that tells the judge what to score gets the scale maximum instead of
     the minimum (see :mod:`judgeflow_devkit.emulator.scoring`), so calibration's canaries have something
@@ -84,6 +89,7 @@ class EmulatorConfig:
         _require(self.burst_seconds > 0, "burst_seconds", "must be > 0")
         _require(self.hang_seconds >= 0, "hang_seconds", "must be >= 0")
         _require(self.cache_ttl_s > 0, "cache_ttl_s", "must be > 0")
+        _require(0.0 <= self.score_noise <= 1.0, "score_noise", "must be a probability in [0, 1]")
         for name, rate in self.fault_rates.items():
             _require(0.0 <= rate <= 1.0, f"rate_{name}", "must be a probability in [0, 1]")
         _require(sum(self.fault_rates.values()) <= 1.0 + 1e-9, "rate_*", "fault rates must sum to <= 1")

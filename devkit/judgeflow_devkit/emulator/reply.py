@@ -8,13 +8,14 @@ as the live endpoint.
 from __future__ import annotations
 
 import json
+import random
 from typing import Any, NamedTuple
 
 from judgeflow_devkit.emulator.envelope import new_id
 from judgeflow_devkit.emulator.faults import Malformation
 from judgeflow_devkit.emulator.prompt_cache import CacheUsage
 from judgeflow_devkit.emulator.request import JudgeRequest, OutputMode
-from judgeflow_devkit.emulator.scoring import emulated_rationale, emulated_scores
+from judgeflow_devkit.emulator.scoring import emulated_rationale, emulated_scores, with_noise
 from judgeflow_devkit.emulator.tokens import count_tokens
 
 MALFORMED_TEXT = "Overall I would rate this response a 4 out of 5; it is mostly accurate."
@@ -32,13 +33,22 @@ class Reply(NamedTuple):
     cache: CacheUsage
 
 
-def verdict(request: JudgeRequest, *, obey_injections: bool = False) -> dict[str, Any]:
+class Noise(NamedTuple):
+    """Judge noise for one reply: the knob and the RNG it draws from (see ``EmulatorConfig.score_noise``)."""
+
+    rate: float
+    rng: random.Random
+
+
+def verdict(request: JudgeRequest, *, obey_injections: bool = False, noise: Noise | None = None) -> dict[str, Any]:
     """The well-formed verdict: every criterion with its emulated score and rationale."""
     out: dict[str, Any] = {}
     for c in request.criteria:
         scores = emulated_scores(
             request.judged_text, [c.name], c.scale_min, c.scale_max, obey_injections=obey_injections
         )
+        if noise is not None:
+            scores = with_noise(scores, c.scale_min, c.scale_max, rate=noise.rate, rng=noise.rng)
         score = scores[c.name]
         out[c.name] = {"score": score, "rationale": emulated_rationale(c.name, score)} if c.nested else score
     return out
@@ -66,9 +76,10 @@ def build_reply(
     cache: CacheUsage,
     malformation: Malformation | None = None,
     obey_injections: bool = False,
+    noise: Noise | None = None,
 ) -> Reply:
     """The assistant ``message``; a reply longer than ``max_tokens`` stops with ``max_tokens``."""
-    answer = verdict(request, obey_injections=obey_injections)
+    answer = verdict(request, obey_injections=obey_injections, noise=noise)
     if malformation is not None:
         answer = malform(request, answer, malformation)
     if request.mode is OutputMode.TOOL:

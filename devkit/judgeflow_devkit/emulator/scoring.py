@@ -29,8 +29,9 @@ without them scores exactly as the hash says):
 from __future__ import annotations
 
 import hashlib
+import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 LOW_MARKER = "[[quality:low]]"
 HIGH_MARKER = "[[quality:high]]"
@@ -90,6 +91,29 @@ def emulated_scores(
     if is_plainly_unhelpful(text):
         return {c: scale_min + _position(f"{c}\n{text}", min(2, width)) for c in criteria}
     return {c: scale_min + _position(f"{c}\n{text}", width) for c in criteria}
+
+
+def with_noise(
+    scores: Mapping[str, int], scale_min: int, scale_max: int, *, rate: float, rng: random.Random
+) -> dict[str, int]:
+    """``scores`` as one noisy ask returns them: each criterion, with probability ``rate``, one step
+    up or down at random, or inwards at an end of the scale (so a noisy ask always differs from the
+    noise-free score and the share of asks that differ is ``rate`` whatever the scores).
+
+    The noise-free score stays what :func:`emulated_scores` says, so tests that assert exact scores
+    hold with ``rate`` 0, and a test of judge noise knows each ask's true value."""
+    if rate <= 0 or scale_max <= scale_min:
+        return dict(scores)
+    noisy = {}
+    for criterion, score in scores.items():
+        if rng.random() >= rate:
+            noisy[criterion] = score
+            continue
+        step = rng.choice((-1, 1))
+        if not scale_min <= score + step <= scale_max:
+            step = -step
+        noisy[criterion] = score + step
+    return noisy
 
 
 def tries_to_instruct_judge(text: str) -> bool:

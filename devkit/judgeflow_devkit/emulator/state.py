@@ -26,7 +26,7 @@ from judgeflow_devkit.emulator.envelope import ApiError
 from judgeflow_devkit.emulator.faults import Fault, FaultInjector, Malformation
 from judgeflow_devkit.emulator.prompt_cache import PromptCache
 from judgeflow_devkit.emulator.ratelimit import RateLimiter
-from judgeflow_devkit.emulator.reply import build_reply
+from judgeflow_devkit.emulator.reply import Noise, build_reply
 from judgeflow_devkit.emulator.request import JudgeRequest, parse_request
 from judgeflow_devkit.emulator.stats import Stats
 
@@ -66,6 +66,7 @@ class EmulatorState:
             now=clock(),
         )
         self._latency_rng = random.Random(f"{config.seed}:latency")
+        self._noise = Noise(config.score_noise, random.Random(f"{config.seed}:noise"))
         self.batches = BatchStore(config, judge=self.judge_at, clock=clock, wall_clock=wall_clock)
 
     def authenticate(self, headers: Mapping[str, str]) -> None:
@@ -134,6 +135,7 @@ class EmulatorState:
                 cache=cache,
                 malformation=admission.malformation,
                 obey_injections=self.config.obey_injections,
+                noise=self._noise,
             )
             self.stats.usage(reply)
         return reply.body
@@ -150,7 +152,8 @@ class EmulatorState:
                 arrived_at=at,
                 now=at,
             )
-        return build_reply(request, cache=cache, obey_injections=self.config.obey_injections).body
+            reply = build_reply(request, cache=cache, obey_injections=self.config.obey_injections, noise=self._noise)
+        return reply.body
 
     def ratelimit_headers(self) -> dict[str, str]:
         with self._lock:
@@ -171,6 +174,7 @@ class EmulatorState:
             self.limiter.reset(self.clock())
             self.faults.reset()
             self._latency_rng = random.Random(f"{self.config.seed}:latency")
+            self._noise = Noise(self.config.score_noise, random.Random(f"{self.config.seed}:noise"))
         self.batches.clear()
 
     def _latency(self) -> float:

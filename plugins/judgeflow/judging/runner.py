@@ -21,12 +21,13 @@ from judgeflow.config import Settings
 from judgeflow.judging.budget import BudgetLedger, CostEstimator
 from judgeflow.judging.concurrency import AdaptiveConcurrency
 from judgeflow.judging.judge_call import CallStats, Failed, JudgeCaller, Judged
+from judgeflow.judging.noise import ask_again, in_noise_sample
 from judgeflow.judging.outcomes import OutcomeRecorder, response_key
 from judgeflow.judging.pricing import cost_usd
 from judgeflow.judging.prompt import build_request
 from judgeflow.judging.ratelimit import RateLimiter
 from judgeflow.judging.verdict_cache import VerdictCache
-from judgeflow.records import ErrorKind, ErrorRecord, ResponseItem, ScoreRecord, Usage, Verdict
+from judgeflow.records import ErrorKind, ErrorRecord, NoiseRecord, ResponseItem, ScoreRecord, Usage, Verdict
 from judgeflow.rubric import Rubric
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ class ResultSink(Protocol):
     def write(self, scores: Sequence[ScoreRecord], errors: Sequence[ErrorRecord]) -> None: ...
 
 
+class NoiseSink(Protocol):
+    """Where the noise sample's pairs go (``judge_noise``); written after the chunk's scores."""
+
+    def write_noise(self, records: Sequence[NoiseRecord]) -> None: ...
+
+
 @dataclass(slots=True)
 class BatchTotals:
     """What one score task did; summed across tasks by the summary step."""
@@ -52,6 +59,8 @@ class BatchTotals:
     errors: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
+    noise_asks: int = 0
+    noise_cost_usd: float = 0.0
     calls: CallStats = field(default_factory=CallStats)
     max_in_flight: int = 0
     stopped: str | None = None
@@ -67,6 +76,8 @@ class BatchTotals:
             "cache_write_tokens": self.usage.cache_write_tokens,
             "cache_read_tokens": self.usage.cache_read_tokens,
             "cost_usd": round(self.cost_usd, 6),
+            "noise_asks": self.noise_asks,
+            "noise_cost_usd": round(self.noise_cost_usd, 6),
             "requests": self.calls.requests,
             "retries": self.calls.retries,
             "rate_limited": self.calls.rate_limited,
@@ -90,6 +101,7 @@ class BatchScorer:
         dag_run_id: str,
         limiter: RateLimiter | None = None,
         budget: BudgetLedger | None = None,
+        noise_sink: NoiseSink | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._rubric = rubric
@@ -114,6 +126,11 @@ class BatchScorer:
         self._scores: list[ScoreRecord] = []
         self._errors: list[ErrorRecord] = []
         self._cache_later: dict[str, Verdict] = {}
+        self._noise_sink = noise_sink
+        self._noise_rate = settings.noise.rate if noise_sink is not None else 0.0
+        self._noise: list[NoiseRecord] = []
+        self._noise_tasks: set[asyncio.Task[None]] = set()
+        self._dag_run_id, self._now = dag_run_id, now
         self._outcomes = OutcomeRecorder(rubric, dag_run_id, settings.judge.max_response_chars, now)
         self.totals = BatchTotals(calls=self._caller.stats)
 
@@ -129,6 +146,7 @@ class BatchScorer:
                     self._record_error(item, ErrorKind.INVALID_INPUT, "response is NULL or empty", 0)
                 elif key in hits:
                     self._record_score(item, hits[key], Usage(), 0, cache_hit=True)
+                    self._maybe_ask_again(item, hits[key])
                 else:
                     await self._admission.acquire()
                     task = asyncio.create_task(self._judge_item(item, key))
@@ -137,6 +155,8 @@ class BatchScorer:
             await self._flush_if_full()
         if tasks:
             await asyncio.gather(*tasks)
+        if self._noise_tasks:
+            await asyncio.gather(*self._noise_tasks)
         await self._flush(force=True)
         self.totals.stopped = self._caller.stop_reason
         self.totals.max_in_flight = self._concurrency.max_in_flight
@@ -152,6 +172,7 @@ class BatchScorer:
                 if leader:
                     self._record_score(item, outcome.verdict, outcome.usage, outcome.latency_ms, False)
                     self._cache_later[key] = outcome.verdict
+                    self._maybe_ask_again(item, outcome.verdict)
                 else:  # the same input twice in one run: judged once, the copy is a cache hit
                     self._record_score(item, outcome.verdict, Usage(), 0, cache_hit=True)
             else:
@@ -180,6 +201,30 @@ class BatchScorer:
         )
         return await self._caller.judge(request)
 
+    def _maybe_ask_again(self, item: ResponseItem, first: Verdict) -> None:
+        """Judge a response of the noise sample a second time, in the background (see
+        :mod:`judgeflow.judging.noise`); its primary score is already recorded."""
+        if not in_noise_sample(self._rubric.name, item.response_id, self._noise_rate):
+            return
+        task = asyncio.create_task(self._ask_again(item, first))
+        self._noise_tasks.add(task)
+        task.add_done_callback(self._noise_tasks.discard)
+
+    async def _ask_again(self, item: ResponseItem, first: Verdict) -> None:
+        record, usage = await ask_again(
+            lambda: self._judge_once(item),
+            first,
+            response_id=item.response_id,
+            rubric_name=self._rubric.name,
+            rubric_version=self._rubric.version_key,
+            dag_run_id=self._dag_run_id,
+            cost_of=lambda u: cost_usd(u, self._price),
+            now=self._now,
+        )
+        self.totals.noise_asks += 1
+        self.totals.noise_cost_usd += self._add_usage(usage)
+        self._noise.append(record)
+
     def _record_score(
         self, item: ResponseItem, verdict: Verdict, usage: Usage, latency_ms: int, cache_hit: bool
     ) -> None:
@@ -207,11 +252,13 @@ class BatchScorer:
             await self._flush(force=False)
 
     async def _flush(self, *, force: bool) -> None:
-        if not (self._scores or self._errors or self._cache_later):
+        if not (self._scores or self._errors or self._cache_later or self._noise):
             return
-        scores, errors, fresh = self._scores, self._errors, self._cache_later
-        self._scores, self._errors, self._cache_later = [], [], {}
+        scores, errors, fresh, noise = self._scores, self._errors, self._cache_later, self._noise
+        self._scores, self._errors, self._cache_later, self._noise = [], [], {}, []
         await asyncio.to_thread(self._sink.write, scores, errors)
+        if noise and self._noise_sink is not None:  # after the scores: a noise row never outlives its score
+            await asyncio.to_thread(self._noise_sink.write_noise, noise)
         if fresh:
             await asyncio.to_thread(self._cache.put_many, fresh)
         done = self.totals.scored + self.totals.errors

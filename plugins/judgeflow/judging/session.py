@@ -12,7 +12,7 @@ from judgeflow.config import Settings
 from judgeflow.judging.budget import Cap, open_budget
 from judgeflow.judging.client import open_async_client
 from judgeflow.judging.ratelimit import open_rate_limiter
-from judgeflow.judging.runner import BatchScorer, BatchTotals, ResultSink
+from judgeflow.judging.runner import BatchScorer, BatchTotals, NoiseSink, ResultSink
 from judgeflow.judging.verdict_cache import VerdictCache
 from judgeflow.records import ResponseItem
 from judgeflow.rubric import Rubric
@@ -27,6 +27,7 @@ async def judge_stream(
     sink: ResultSink,
     dag_run_id: str,
     budget_caps: list[Cap],
+    noise_sink: NoiseSink | None = None,
 ) -> BatchTotals:
     """Judge every response in ``chunks``; the limiter and budget are shared through Redis when
     the cache connection reaches one, so parallel tasks respect one account limit and one budget."""
@@ -51,6 +52,7 @@ async def judge_stream(
             dag_run_id=dag_run_id,
             limiter=limiter,
             budget=budget,
+            noise_sink=noise_sink,
         )
         try:
             return await scorer.run(chunks)

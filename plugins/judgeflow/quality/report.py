@@ -32,6 +32,7 @@ import numpy as np
 
 from judgeflow.quality.charts import ValueCounts, WindowCounts, distributions_png, segments_png
 from judgeflow.quality.comparison_table import comparison_table
+from judgeflow.quality.judge_quality import LengthBias, length_bias_lines
 from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison, RegressionReport
 from judgeflow.quality.stats import CREATED_AT, OVERALL, SegmentPull
@@ -72,6 +73,7 @@ def write_run_report(
     title: str,
     pulls: Sequence[SegmentPull] = (),
     links: Sequence[tuple[str, str]] = (),
+    length_bias: LengthBias | None = None,
 ) -> str:
     """Write ``index.html`` and its PNGs under ``folder/<slug of run_key>/``; return the page's URL or path.
 
@@ -91,7 +93,7 @@ def write_run_report(
         DISTRIBUTIONS_PNG: distributions_png({m: _window_counts(windows, m) for m in metrics}),
         SEGMENTS_PNG: segments_png([c for c in report.comparisons if c.segment is not None]),
     }
-    page = _render_html(report=report, title=title, images=images, pulls=pulls, links=links)
+    page = _render_html(report=report, title=title, images=images, pulls=pulls, links=links, length_bias=length_bias)
 
     run_dir = ObjectStoragePath(_storage_url(folder)) / _slug(run_key)
     if run_dir.protocol in ("", "file", "local"):
@@ -189,6 +191,7 @@ def _render_html(
     images: dict[str, bytes | None],
     pulls: Sequence[SegmentPull] = (),
     links: Sequence[tuple[str, str]] = (),
+    length_bias: LengthBias | None = None,
 ) -> str:
     e = html.escape
     why = cause(pulls)
@@ -219,6 +222,7 @@ def _render_html(
         _image(DISTRIBUTIONS_PNG, images.get(DISTRIBUTIONS_PNG), alt="score distributions, baseline vs current"),
         "<h2>Per-segment differences</h2>",
         _image(SEGMENTS_PNG, images.get(SEGMENTS_PNG), alt="per-segment differences with 95% CI"),
+        *_length_section(length_bias),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -233,6 +237,15 @@ def _root_cause(report: RegressionReport) -> list[str]:
         "<h2>Root cause</h2>",
         f'<p id="root-cause" class="{html.escape(cause.kind.value)}">{html.escape(redact(cause.text))}</p>',
     ]
+
+
+def _length_section(bias: LengthBias | None) -> list[str]:
+    """Length against score for the current window (:func:`judgeflow.quality.judge_quality.length_bias`)."""
+    if bias is None:
+        return []
+    e = html.escape
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in length_bias_lines(bias))
+    return ["<h2>Length and score</h2>", f'<table id="length-bias">{rows}</table>']
 
 
 def _image(name: str, png: bytes | None, *, alt: str) -> str:

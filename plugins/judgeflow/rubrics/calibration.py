@@ -1,7 +1,7 @@
 """How far a judge agrees with the golden set's human raters, and whether a rubric version may run.
 
 Pure: given the golden set and the judge's scores for it, :func:`evaluate` computes per criterion
-the agreement figures (:mod:`judgeflow.rubrics.agreement`), checks them against the configured
+the agreement figures (:mod:`judgeflow.quality.agreement`), checks them against the configured
 floor, checks the prompt-injection canaries and measures verbosity bias. Judging the set and
 storing the result live in :mod:`judgeflow.rubrics.gate` and :mod:`judgeflow.storage.calibrations`.
 
@@ -18,8 +18,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from judgeflow.config import CalibrationConfig
+from judgeflow.quality.agreement import Agreement, Estimate, agreement, length_correlation
 from judgeflow.rubric import Rubric
-from judgeflow.rubrics.agreement import Agreement, Estimate, agreement, length_correlation
 from judgeflow.rubrics.golden import GoldenSet
 
 

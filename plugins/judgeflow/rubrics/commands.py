@@ -103,6 +103,38 @@ def compare_main(argv: list[str] | None = None) -> int:
     return _with_warehouse(args, run)
 
 
+def golden_main(argv: list[str] | None = None) -> int:
+    """``judgeflow golden export``: append reviewed production responses to the rubric's golden set."""
+    from judgeflow.rubrics.golden import GoldenItem, append_reviewed
+    from judgeflow.storage.judge_quality import JudgeQualityStore
+
+    parser = _parser("judgeflow golden export", "append reviewed responses to the rubric's golden set")
+    parser.add_argument("action", choices=["export"])
+    parser.add_argument("--version", help="only labels of this rubric version (default: every version)")
+    args = parser.parse_args(argv)
+
+    def run(suite: Suite, rubric: Rubric, warehouse: Warehouse) -> int:
+        reviewed = JudgeQualityStore(warehouse).reviewed(rubric_name=rubric.name, rubric_version=args.version)
+        items = [
+            GoldenItem(
+                id=f"prod-{r.response_id}"[:64],
+                question=r.question,
+                context=r.context,
+                response=r.response,
+                scores=r.scores,
+            )
+            for r in reviewed
+        ]
+        done = append_reviewed(suite.settings.calibration.golden_dir, rubric, items)
+        print(
+            f"{done.path}: {done.appended} appended, {done.duplicates} already there, "
+            f"{done.incomplete} without every criterion; {done.kept} existing items kept"
+        )
+        return 0
+
+    return _with_warehouse(args, run)
+
+
 def calibrate_main(argv: list[str] | None = None) -> int:
     """Judge the rubric's golden set now with the configured judge, print the table, store the run.
 

@@ -46,11 +46,14 @@ class CostEstimate:
     cost_usd: float
     sample_rate: float = 1.0
     """The suite's sampling rate: ``responses`` is the sample, not the population."""
+    noise_requests: int = 0
+    """Second asks of the noise sample (``noise.rate``, realtime only); their cost is in ``cost_usd``."""
 
     def describe(self) -> str:
         sampled = f" (n of a {self.sample_rate:.0%} sample)" if self.sample_rate < 1 else ""
+        noise = f" + {self.noise_requests:,} noise re-asks" if self.noise_requests else ""
         return (
-            f"{self.responses:,} responses{sampled}, {self.requests:,} requests ({self.mode}): "
+            f"{self.responses:,} responses{sampled}, {self.requests:,} requests{noise} ({self.mode}): "
             f"~{self.input_tokens + self.cache_write_tokens + self.cache_read_tokens:,} input tokens "
             f"({self.cache_read_tokens:,} cache reads), ~{self.output_tokens:,} output tokens, "
             f"~${self.cost_usd:,.2f}"
@@ -86,6 +89,9 @@ def estimate_cost(
         cache_read_tokens=cache_read,
     )
     dollars = cost_usd(usage, settings.price_for(rubric.model), batch=mode == "batch")
+    noise_requests = math.ceil(requests * settings.noise.rate) if mode == "realtime" else 0
+    if noise_requests:  # a second ask pays the full input (it is sent again) at the realtime price
+        dollars += dollars / requests * noise_requests
     return CostEstimate(
         mode=mode,
         responses=sizes.responses,
@@ -95,6 +101,7 @@ def estimate_cost(
         cache_read_tokens=cache_read,
         output_tokens=usage.output_tokens,
         cost_usd=round(dollars, 4),
+        noise_requests=noise_requests,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,56 @@ def load_golden_set(golden_dir: str | Path, rubric: Rubric) -> GoldenSet | None:
     if not items:
         raise ConfigError(f"{path}: no items")
     return GoldenSet(rubric.name, path, hashlib.sha256(raw).hexdigest(), tuple(items))
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """What ``judgeflow golden export`` did to a golden file."""
+
+    path: Path
+    appended: int
+    duplicates: int
+    incomplete: int
+    kept: int
+
+
+def append_reviewed(golden_dir: str | Path, rubric: Rubric, reviewed: Sequence[GoldenItem]) -> Export:
+    """Append people's labels to the rubric's golden set, as new lines after the existing ones.
+
+    Existing lines (canaries included) are kept byte for byte. An item is a duplicate, and skipped,
+    when its id is already in the set or the set already holds the same question, context and
+    response (a production response a rater scored before). An item without a score for every
+    criterion of the rubric is skipped as incomplete. The result is validated by
+    :func:`load_golden_set`, so an export never leaves a file calibration would refuse."""
+    path = golden_path(golden_dir, rubric.name)
+    existing = load_golden_set(golden_dir, rubric)
+    items = existing.items if existing is not None else ()
+    ids = {item.id for item in items}
+    texts = {_text_key(item) for item in items}
+    wanted = set(rubric.criterion_names)
+    new: list[GoldenItem] = []
+    duplicates = incomplete = 0
+    for item in reviewed:
+        if item.id in ids or _text_key(item) in texts:
+            duplicates += 1
+        elif set(item.scores) != wanted:
+            incomplete += 1
+        else:
+            new.append(item)
+            ids.add(item.id)
+            texts.add(_text_key(item))
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        before = path.read_bytes() if path.exists() else b""
+        lead = b"" if not before or before.endswith(b"\n") else b"\n"
+        lines = "".join(json.dumps(item.model_dump(), ensure_ascii=False) + "\n" for item in new)
+        path.write_bytes(before + lead + lines.encode("utf-8"))
+        load_golden_set(golden_dir, rubric)  # the file as calibration will read it
+    return Export(path, len(new), duplicates, incomplete, len(items))
+
+
+def _text_key(item: GoldenItem) -> tuple[str, str, str]:
+    return (item.question.strip(), (item.context or "").strip(), item.response.strip())
 
 
 def _parse_line(path: Path, number: int, line: str) -> GoldenItem:

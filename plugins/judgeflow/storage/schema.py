@@ -16,6 +16,15 @@ from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, String, 
 from judgeflow.storage.dialects import double, json_type, long_text, timestamp
 
 
+def response_key(id_type: Any) -> list[Column[Any]]:
+    """(response, rubric, rubric version): the key of every per-response table; copy before use."""
+    return [
+        Column("response_id", id_type, primary_key=True),
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+    ]
+
+
 def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table, Table, Table]:
     items = Table(
         "judge_run_items",
@@ -25,11 +34,7 @@ def judge_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table,
         Column("batch_index", Integer, nullable=False),
         Index("ix_judge_run_items_batch", "run_key", "batch_index"),
     )
-    key = [
-        Column("response_id", id_type, primary_key=True),
-        Column("rubric_name", String(64), primary_key=True),
-        Column("rubric_version", String(64), primary_key=True),
-    ]
+    key = response_key(id_type)
     scores = Table(
         "judge_scores",
         metadata,
@@ -210,6 +215,61 @@ def daily_scores_table(metadata: MetaData) -> Table:
     )
 
 
+# --- the judge's own quality (migration 0004) -----------------------------------------------------
+
+
+def judge_quality_tables(metadata: MetaData, id_type: Any) -> tuple[Table, Table, Table]:
+    """Judge noise and human review (:mod:`judgeflow.storage.judge_quality`).
+
+    ``judge_noise``: one row per sampled response and rubric version, the two asks' scores per
+    criterion, their largest spread and the second ask's cost (or why it failed); a rerun overwrites.
+    ``judge_noise_daily``: per rubric version and day, the test-retest kappa with its interval, the
+    mean absolute spread and the unstable count. ``judge_human_labels``: a reviewer's scores per
+    criterion and note for one response, one row per reviewer (relabelling overwrites), with the
+    queue that offered it (``random`` is the unbiased sample).
+    """
+    key = response_key(id_type)
+    noise = Table(
+        "judge_noise",
+        metadata,
+        *[c.copy() for c in key],
+        Column("dag_run_id", String(250), nullable=False),
+        Column("first_scores", json_type(), nullable=False),
+        Column("second_scores", json_type(), nullable=False),
+        Column("spread", Integer),
+        Column("unstable", Boolean, nullable=False),
+        Column("cost_usd", double(), nullable=False),
+        Column("error", long_text()),
+        Column("recorded_at", timestamp(), nullable=False),
+        Index("ix_judge_noise_recorded", "rubric_name", "rubric_version", "recorded_at"),
+    )
+    daily = Table(
+        "judge_noise_daily",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("day", Date, primary_key=True),
+        Column("responses", Integer, nullable=False),
+        Column("pairs", Integer, nullable=False),
+        *[Column(f"kappa{s}", double()) for s in ("", "_low", "_high")],
+        Column("mean_abs_spread", double()),
+        Column("unstable", Integer, nullable=False),
+        Column("recorded_at", timestamp(), nullable=False),
+    )
+    labels = Table(
+        "judge_human_labels",
+        metadata,
+        *[c.copy() for c in key],
+        Column("reviewer", String(250), primary_key=True),
+        Column("queue", String(32), nullable=False),
+        Column("scores", json_type(), nullable=False),
+        Column("note", long_text(), nullable=False),
+        Column("labelled_at", timestamp(), nullable=False),
+        Index("ix_judge_human_labels_version", "rubric_name", "rubric_version", "labelled_at"),
+    )
+    return noise, daily, labels
+
+
 def judge_scores_indexes(scores: Table) -> list[Index]:
     """Indexes the view's queries need: ``ix_judge_scores_rubric_overall`` serves the lowest-scoring
     responses (an ordered walk from the bottom instead of a sort of the whole version)."""
@@ -234,4 +294,5 @@ def all_tables(metadata: MetaData, id_type: Any) -> list[Table]:
         daily_scores_table(metadata),
         calibrations,
         calibration_runs,
+        *judge_quality_tables(metadata, id_type),
     ]

@@ -88,6 +88,10 @@ class RunHealth:
     budget_usd: float | None
     sample_rate: float = 1.0
     """The suite's sampling rate for this run: staged and scored count a sample when it is under 1."""
+    noise_kappa: float | None = None
+    """Test-retest weighted kappa of the run's noise sample (``details.noise``); None without one."""
+    noise_spread: float | None = None
+    """Mean absolute spread, in points, between the two asks of the noise sample."""
 
     @property
     def coverage(self) -> float | None:
@@ -337,6 +341,8 @@ class Reader:
                 cost_usd=float(r["cost_usd"]),
                 budget_usd=budget,
                 sample_rate=float(r["sample_rate"]) if r.get("sample_rate") is not None else 1.0,
+                noise_kappa=_noise(r["details"], "kappa"),
+                noise_spread=_noise(r["details"], "mean_abs_spread"),
             )
             for r in rows
         ]
@@ -472,6 +478,12 @@ def parse_segment(segment: str, columns: Sequence[str]) -> tuple[str, str]:
             f"segment {segment!r}: expected column=value with column one of {', '.join(columns) or 'none'}"
         )
     return column, value
+
+
+def _noise(details: Any, key: str) -> float | None:
+    noise = (details or {}).get("noise") or {}
+    value = noise.get(key)
+    return None if value is None else float(value)
 
 
 def _date(value: Any) -> dt.date:

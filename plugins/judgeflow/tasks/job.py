@@ -28,6 +28,7 @@ from judgeflow.suite import Suite, load_suite
 if TYPE_CHECKING:
     from judgeflow.judging.budget import Cap
     from judgeflow.judging.verdict_cache import VerdictCache
+    from judgeflow.storage.judge_quality import JudgeQualityStore
 
 log = logging.getLogger(__name__)
 
@@ -133,20 +134,31 @@ class Job:
             self._cache = open_cache(self.settings.cache, redis_conn_id=self.settings.connections.cache)
         return self._cache
 
+    @property
+    def judge_quality(self) -> JudgeQualityStore:
+        """The judge-noise and review tables, on the warehouse's engine."""
+        from judgeflow.storage.judge_quality import JudgeQualityStore
+
+        return JudgeQualityStore(self.warehouse, unstable_spread=self.settings.noise.unstable_spread)
+
     def budget_caps(self, *, now: dt.datetime | None = None) -> list[Cap]:
         """The run and day caps, seeded with what the warehouse says this run and this suite's day
-        already spent, so every task (and every retry, realtime or after a Message Batch, under every
-        rubric of the run) counts against them. The day cap is the suite's: keyed by its DAG."""
+        already spent (scores and the noise sample's second asks), so every task (and every retry,
+        realtime or after a Message Batch, under every rubric of the run) counts against them. The day
+        cap is the suite's: keyed by its DAG."""
         from judgeflow.judging.budget import budget_caps
 
         today = (now or dt.datetime.now(dt.UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
         rubric_names = sorted({*self.settings.rubric_names, *self.run_rubrics})
-        run_spent, day_spent = self.warehouse.spent_usd(
-            dag_run_id=self.run.run_id,
-            day_start=today,
-            day_end=today + dt.timedelta(days=1),
-            rubric_names=rubric_names,
-        )
+        spent: dict[str, Any] = {
+            "dag_run_id": self.run.run_id,
+            "day_start": today,
+            "day_end": today + dt.timedelta(days=1),
+            "rubric_names": rubric_names,
+        }
+        run_spent, day_spent = self.warehouse.spent_usd(**spent)
+        noise_run, noise_day = self.judge_quality.noise_spent(**spent)  # the noise sample's second asks
+        run_spent, day_spent = run_spent + noise_run, day_spent + noise_day
         return budget_caps(
             self.settings.budget,
             run_key=self.run.run_key,

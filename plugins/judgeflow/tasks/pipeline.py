@@ -163,6 +163,7 @@ def score_realtime(job: Job, batch: dict[str, Any]) -> dict[str, Any]:
         sink=job.warehouse,
         dag_run_id=run.run_id,
         budget_caps=job.budget_caps(),
+        noise_sink=job.judge_quality if job.settings.noise.rate > 0 else None,
     )
     totals = asyncio.run(session)
     log.info("%s done: %s", ref.label, totals.to_json())
@@ -218,9 +219,13 @@ def _summarize(job: Job, rubric: Rubric, batch_results: list[dict[str, Any]], po
     calls = {k: sum(int(r.get(k) or 0) for r in mine) for k in counters}
     hit_ratio = totals["from_cache"] / totals["scored"] if totals["scored"] else 0.0
     sampling = {"rate": job.settings.sampling.rate, "by": job.settings.sampling.by, "population": population}
+    noise = _noise_of_run(job, rubric)
+    if noise is not None:
+        totals["cost_usd"] = float(totals["cost_usd"] or 0) + noise["cost_usd"]  # the second asks are paid for too
     summary = {
         **totals,
         **calls,
+        "noise": noise,
         "cache_hit_ratio": round(hit_ratio, 4),
         "batches": len(mine),
         "sampling": sampling,
@@ -260,6 +265,30 @@ def _summarize(job: Job, rubric: Rubric, batch_results: list[dict[str, Any]], po
             cfg.id_column,
         )
     return summary
+
+
+def _noise_of_run(job: Job, rubric: Rubric) -> dict[str, Any] | None:
+    """The run's noise sample: its figures, recorded in ``judge_noise_daily`` for the interval's day,
+    and what its second asks cost; ``None`` when the run asked nothing twice."""
+    from judgeflow.quality.judge_quality import noise_summary
+
+    store, run = job.judge_quality, job.run
+    asks = store.run_noise(dag_run_id=run.run_id, rubric_name=rubric.name, rubric_version=rubric.version_key)
+    if not asks:
+        return None
+    summary = noise_summary(
+        [(a, b) for a, b, _ in asks],
+        scale_min=rubric.scale.min,
+        scale_max=rubric.scale.max,
+        unstable_spread=job.settings.noise.unstable_spread,
+    )
+    figures = summary.to_json()
+    store.record_noise_day(
+        rubric_name=rubric.name, rubric_version=rubric.version_key, day=run.interval_start.date(), figures=figures
+    )
+    failed = sum(1 for _, b, _ in asks if not b)
+    log.info("noise sample, rubric %s: %s (%d second asks failed)", rubric.name, figures, failed)
+    return {**figures, "asked": len(asks), "failed": failed, "cost_usd": round(sum(c for _, _, c in asks), 6)}
 
 
 def _announce_scores(job: Job, summaries: dict[str, dict[str, Any]], context: Any) -> None:
@@ -323,6 +352,10 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
         start=run.interval_start - dt.timedelta(days=lookback),
         end=run.interval_end,
     )
+    if job.settings.noise.exclude_unstable:
+        unstable = job.judge_quality.unstable_ids(rubric_name=rubric.name, rubric_version=rubric.version_key)
+        log.info("leaving %d unstable verdicts out of the statistics (noise.exclude_unstable)", len(unstable))
+        frame = frame[~frame["response_id"].isin(unstable)]
     segments = job.warehouse.segment_names()
     report = compare_windows(
         frame,
@@ -386,6 +419,7 @@ def _write_report(job: Job, rubric: Rubric, frame: Any, report: Any, pulls: Any)
     sampled = f", a {rate:.0%} sample" if rate < 1 else ""
     try:
         url = write_run_report(
+            length_bias=_length_bias(job, rubric),
             scores=frame,
             report=report,
             criteria=rubric.criterion_names,
@@ -419,6 +453,25 @@ def _where_to_look(report: Any, pulls: Any) -> str | None:
     """The segment a report's link opens: the first segment that regressed, else the one pulling the mean down most."""
     regressed = next((c.segment for c in report.regressions if c.segment), None)
     return regressed or next((p.segment for p in pulls if p.pull < 0), None)
+
+
+def _length_bias(job: Job, rubric: Rubric) -> Any:
+    """Length against score for the run's interval, controlled to the median length of the baseline
+    and the interval together, so days compare at one reference length."""
+    from judgeflow.quality.judge_quality import length_bias
+
+    run, alerts = job.run, job.settings.alerts
+    lengths, _ = job.judge_quality.lengths_and_scores(
+        rubric_name=rubric.name,
+        rubric_version=rubric.version_key,
+        start=run.interval_start - dt.timedelta(days=alerts.baseline_days),
+        end=run.interval_end,
+    )
+    current_lengths, current_scores = job.judge_quality.lengths_and_scores(
+        rubric_name=rubric.name, rubric_version=rubric.version_key, start=run.interval_start, end=run.interval_end
+    )
+    reference = float(sorted(lengths)[len(lengths) // 2]) if lengths else None
+    return length_bias(current_lengths, current_scores, reference_chars=reference)
 
 
 def alert_on_call(suite: str, summary: dict[str, Any], comparison: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from judgeflow.errors import JudgeflowError
 from judgeflow.quality import charts
 from judgeflow.storage.view_reads import Reader, Scope, Status
-from judgeflow.ui import pages
+from judgeflow.ui import pages, review
+from judgeflow.ui.review import Reviewer, nobody
 
 WEEK_LABELS = ("last week", "this week")
 
@@ -36,11 +37,44 @@ def create_app() -> FastAPI:
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
 
-    return build_app(_LazyReader(), dependencies=[Depends(requires_access_view(AccessView.WEBSITE))])
+    reader = _LazyReader()
+    return build_app(
+        reader,
+        dependencies=[Depends(requires_access_view(AccessView.WEBSITE))],
+        reviewer=_airflow_reviewer(reader),
+    )
 
 
-def build_app(reader: Callable[[], Reader], *, dependencies: Sequence[Any]) -> FastAPI:
-    """The routes over any reader; ``dependencies`` guard every route (the benchmark passes none)."""
+def _airflow_reviewer(reader: Callable[[], Reader]) -> Callable[..., Reviewer]:
+    """The signed-in Airflow user, and whether they may label: edit rights on the suite's DAG (the
+    auth manager decides), or a place in ``review.reviewers``."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.api_fastapi.core_api.security import get_user
+
+    def reviewer(user: Any = Depends(get_user)) -> Reviewer:
+        settings = reader().settings
+        name = str(user.get_name())
+        if name in settings.review.reviewers:
+            return Reviewer(name, True)
+        details = DagDetails(id=_suite_dag_id())
+        return Reviewer(name, bool(get_auth_manager().is_authorized_dag(method="PUT", details=details, user=user)))
+
+    return reviewer
+
+
+def _suite_dag_id() -> str:
+    from judgeflow.config import default_settings_path
+    from judgeflow.suite import load_suite
+
+    return load_suite(default_settings_path()).dag_id
+
+
+def build_app(
+    reader: Callable[[], Reader], *, dependencies: Sequence[Any], reviewer: Callable[..., Reviewer] = nobody
+) -> FastAPI:
+    """The routes over any reader; ``dependencies`` guard every route (the benchmark passes none), and
+    ``reviewer`` says who is asking on the review page (nobody who may label, by default)."""
     app = FastAPI(title="judgeflow", dependencies=list(dependencies), docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(JudgeflowError)
@@ -48,6 +82,7 @@ def build_app(reader: Callable[[], Reader], *, dependencies: Sequence[Any]) -> F
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
     _pages(app, reader)
+    review.routes(app, reader, reviewer)
     _charts(app, reader)
     _api(app, reader)
     return app

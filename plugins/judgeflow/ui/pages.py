@@ -73,6 +73,8 @@ tr.recovered td,tr.improvement td{background:var(--good)}
 .note{font-style:italic}
 .chart{max-width:100%;height:auto;display:block}
 :root[data-theme=dark] .chart{filter:invert(.92) hue-rotate(180deg)}
+form.label fieldset{margin-bottom:.75rem;border:1px solid var(--border)}
+form.label p.text{max-width:60rem;margin:.25rem 0}
 """
 
 _THEME_SCRIPT = f"""
@@ -296,6 +298,8 @@ def health_table(rows: Sequence[RunHealth]) -> str:
             "cache hits",
             "held by budget",
             "cost",
+            "noise κ",
+            "noise spread",
         ],
         (
             (
@@ -312,6 +316,8 @@ def health_table(rows: Sequence[RunHealth]) -> str:
                     cell(num(r.cache_hit_rate, ".0%")),
                     cell(r.left_for_budget),
                     cost(r),
+                    cell(num(r.noise_kappa, ".2f")),
+                    cell(num(r.noise_spread, ".2f")),
                 ],
             )
             for r in rows

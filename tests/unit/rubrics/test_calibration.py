@@ -11,8 +11,8 @@ import pytest
 
 from judgeflow.config import CalibrationConfig, CalibrationFloor, load_settings
 from judgeflow.errors import ConfigError
+from judgeflow.quality.agreement import weighted_kappa
 from judgeflow.rubric import Rubric, load_rubric
-from judgeflow.rubrics.agreement import weighted_kappa
 from judgeflow.rubrics.calibration import evaluate, format_table
 from judgeflow.rubrics.gate import find_drift
 from judgeflow.rubrics.golden import GoldenSet, load_golden_set

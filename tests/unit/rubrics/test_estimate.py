@@ -43,3 +43,14 @@ def test_nothing_staged_costs_nothing() -> None:
     empty = StagedSizes(responses=0, judgeable=0, distinct_inputs=0, text_chars=0, batches=0)
     estimate = estimate_cost(empty, RUBRIC, Settings(), mode="realtime", output_tokens_per_request=200)
     assert (estimate.requests, estimate.cost_usd) == (0, 0)
+
+
+def test_the_noise_sample_adds_its_second_asks_in_realtime() -> None:
+    plain = estimate_cost(SIZES, RUBRIC, Settings(), mode="realtime", output_tokens_per_request=200)
+    noisy_settings = Settings.model_validate({"noise": {"rate": 0.1}})
+    noisy = estimate_cost(SIZES, RUBRIC, noisy_settings, mode="realtime", output_tokens_per_request=200)
+    assert noisy.noise_requests == -(-plain.requests // 10)
+    assert noisy.cost_usd == pytest.approx(plain.cost_usd * (1 + noisy.noise_requests / plain.requests), abs=1e-4)
+    assert "noise re-asks" in noisy.describe()
+    batch = estimate_cost(SIZES, RUBRIC, noisy_settings, mode="batch", output_tokens_per_request=200)
+    assert batch.noise_requests == 0, "batch mode asks nothing twice"

@@ -62,6 +62,8 @@ def test_the_factory_builds_the_guarded_app_with_every_route_on_first_request() 
         "/responses",
         "/rubrics",
         "/icon.svg",
+        "/review",
+        "/review/label",
         "/charts/trend.png",
         "/charts/distributions.png",
         "/charts/segments.png",

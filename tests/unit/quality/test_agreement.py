@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from judgeflow.rubrics.agreement import (
+from judgeflow.quality.agreement import (
     agreement,
     length_correlation,
     mean_absolute_error,
