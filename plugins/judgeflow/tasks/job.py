@@ -41,6 +41,8 @@ class RunContext:
     interval_start: dt.datetime
     interval_end: dt.datetime
     params: RunParams
+    run_type: str = "manual"
+    """``scheduled``, ``manual``, ``backfill`` or ``asset_triggered`` (Airflow's ``DagRunType`` value)."""
 
     @property
     def run_key(self) -> str:
@@ -66,6 +68,7 @@ class RunContext:
             interval_start=_utc(start),
             interval_end=_utc(end),
             params=parse_run_params(dict(context.get("params") or {})),
+            run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type) or "manual"),
         )
 
 
