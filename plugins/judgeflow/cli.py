@@ -7,6 +7,8 @@
 - ``judgeflow deploy init``: set up a deployment (migrate, pool, connections, warehouse role and
   tables), idempotently; what ``docker compose`` and the stack test run.
 - ``judgeflow db upgrade | sql | current``: judgeflow's tables under migrations (``judgeflow.storage.db_commands``).
+- ``judgeflow alerts accept | open``: accept a lasting level shift as the new normal, list what is open
+  (``judgeflow.storage.alert_commands``).
 
 The development commands (demo, emulator, benchmarks, the stack test) are ``judgeflow-dev``, from
 the dev kit, which the production image does not install.
@@ -39,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     rollup.add_argument("--version", required=True, help="rubric version key, as in judge_scores")
     rollup.add_argument("--start", type=dt.date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
     rollup.add_argument("--end", type=dt.date.fromisoformat, required=True, help="day after the last, YYYY-MM-DD")
-    from judgeflow.storage import db_commands
+    from judgeflow.storage import alert_commands, db_commands
 
     db_commands.add_parser(commands)
+    alert_commands.add_parser(commands)
     args, rest = parser.parse_known_args(argv)
     if args.command == "deploy":
         return _deploy(rest)
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return _db(args)
+    if args.command == "alerts":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return _alerts(args)
     if args.command != "rollup":
         from judgeflow.rubrics import commands as rubric_commands
 
@@ -85,6 +92,19 @@ def _db(args: argparse.Namespace) -> int:
         return db_commands.run(args)
     except JudgeflowError as exc:
         print(f"judgeflow db {args.db_command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    import sys
+
+    from judgeflow.errors import JudgeflowError
+    from judgeflow.storage import alert_commands
+
+    try:
+        return alert_commands.run(args)
+    except JudgeflowError as exc:
+        print(f"judgeflow alerts {args.alerts_command}: {exc}", file=sys.stderr)
         return 2
 
 

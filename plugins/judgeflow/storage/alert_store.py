@@ -96,6 +96,14 @@ class AlertStore:
             rows = conn.execute(query).mappings().all()
         return {row["regression"]: _from_row(row) for row in rows}
 
+    def watched(self, rubric_name: str) -> list[tuple[str, OpenRegression]]:
+        """Every regression watched under any version of the rubric, with its version."""
+        table = self.alert_state
+        query = select(table).where(table.c.rubric_name == rubric_name).order_by(table.c.rubric_version)
+        with errors_as("read alert state"), self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [(row["rubric_version"], _from_row(row)) for row in rows]
+
     def save_open_regressions(
         self,
         rubric_name: str,
