@@ -290,17 +290,6 @@ def _regression_keys(ctx: AlertContext) -> list[str]:
     return [regression_key(c.metric, getattr(c, "segment", None)) for c in ctx.report.regressions]
 
 
-def quality_findings(ctx: AlertContext) -> dict[str, float]:
-    """Today's quality problems, keyed for the alert state: regressions and a low rolling average."""
-    found = {
-        regression_key(c.metric, getattr(c, "segment", None)): float(c.difference or 0.0)
-        for c in ctx.report.regressions
-    }
-    if _below_threshold(ctx) and ctx.rolling_average is not None:
-        found[ROLLING_AVERAGE_KEY] = ctx.rolling_average - ctx.threshold
-    return found
-
-
 def _below_threshold(ctx: AlertContext) -> bool:
     return ctx.rolling_average is not None and ctx.rolling_average < ctx.threshold
 

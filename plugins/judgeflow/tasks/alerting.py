@@ -127,6 +127,34 @@ def compare_day(
     return DayComparison(report, levels, references, baseline)
 
 
+def day_findings(
+    comparison: Mapping[str, Any],
+    *,
+    threshold: float,
+    rolling_days: int,
+    interval_start: dt.datetime,
+    interval_end: dt.datetime,
+) -> tuple[dict[str, float], dict[str, Level], dict[str, Reference]]:
+    """From the compare task's output: today's significant drops (key → difference), every key's level
+    today and the reference of each drop. A rolling average below ``threshold`` is a key of its own,
+    measured against the threshold (its "reference")."""
+    from judgeflow.quality.alerts import ROLLING_AVERAGE_KEY
+
+    report = RegressionReport.from_json(comparison["report"])
+    regressed = {regression_key(c.metric, c.segment): float(c.difference or 0.0) for c in report.regressions}
+    levels, references = levels_from_json(comparison)
+    average = comparison.get("rolling_average")
+    if average is not None:
+        average = float(average)
+        levels[ROLLING_AVERAGE_KEY] = Level(average, average, average, int(comparison.get("rolling_count") or 0))
+        references[ROLLING_AVERAGE_KEY] = Reference(
+            Level(threshold, threshold, threshold, 0), interval_end - dt.timedelta(days=rolling_days), interval_start
+        )
+        if average < threshold:
+            regressed[ROLLING_AVERAGE_KEY] = average - threshold
+    return regressed, levels, references
+
+
 def rules_of(alerts: AlertConfig) -> Rules:
     return Rules(
         worsen_by=alerts.min_drop,

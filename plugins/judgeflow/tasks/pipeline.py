@@ -419,7 +419,7 @@ def alert_on_call(suite: str, summary: dict[str, Any], comparison: dict[str, Any
 
 def _alert(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[str, Any]) -> dict[str, Any]:
     from judgeflow.quality.alerts import build_alert_blocks, decide_alert, send_alert
-    from judgeflow.tasks.alerting import plan_day, remember, rules_of, run_role
+    from judgeflow.tasks.alerting import day_findings, plan_day, remember, rules_of, run_role
 
     run, store = job.run, job.warehouse.alerts
     role = run_role(
@@ -433,7 +433,13 @@ def _alert(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[s
     ctx = _alert_context(job, rubric, summary, comparison)
     if not role.latest:
         return _historical(job, rubric, ctx, role)
-    regressed, levels, references = _findings(job, ctx, comparison)
+    regressed, levels, references = day_findings(
+        comparison,
+        threshold=job.settings.alerts.min_rolling_average,
+        rolling_days=job.settings.alerts.rolling_days,
+        interval_start=run.interval_start,
+        interval_end=run.interval_end,
+    )
     day = plan_day(
         store,
         rubric_name=rubric.name,
@@ -470,24 +476,6 @@ def _alert(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[s
     if sent:
         keep()
     return {"alerted": True, "sent": sent, "reasons": list(decision.reasons), "ongoing": list(plan.ongoing)}
-
-
-def _findings(job: Job, ctx: Any, comparison: dict[str, Any]) -> tuple[dict[str, float], Any, Any]:
-    """Today's significant drops, every key's level today and the reference of each drop; the low
-    rolling average is a key too, measured against the threshold."""
-    from judgeflow.quality.alert_state import Level, Reference
-    from judgeflow.quality.alerts import ROLLING_AVERAGE_KEY, quality_findings
-    from judgeflow.tasks.alerting import levels_from_json
-
-    levels, references = levels_from_json(comparison)
-    if ctx.rolling_average is not None:
-        average, threshold = float(ctx.rolling_average), float(ctx.threshold)
-        levels[ROLLING_AVERAGE_KEY] = Level(average, average, average, int(ctx.rolling_count))
-        days = dt.timedelta(days=job.settings.alerts.rolling_days)
-        references[ROLLING_AVERAGE_KEY] = Reference(
-            Level(threshold, threshold, threshold, 0), ctx.interval_end - days, ctx.interval_start
-        )
-    return quality_findings(ctx), levels, references
 
 
 def _historical(job: Job, rubric: Rubric, ctx: Any, role: Any) -> dict[str, Any]:

@@ -1,0 +1,216 @@
+"""``judgeflow-dev bench-alerts`` (``make bench-alerts``): how often does a 28-day timeline with no
+change in quality get any alert?
+
+Each timeline is a warm-up week and 28 days of scores drawn from one distribution (realistic 1-5
+judge scores over three criteria that differ a little by topic; five topics, so each day makes 24
+tests). Every day goes through the decision code the DAG's compare and alert tasks call
+(:mod:`judgeflow.tasks.alerting`: the clean baseline, the comparison with Mann-Whitney and
+Benjamini-Hochberg, the frozen references, the lifecycle plan) with the alert state in a real SQL
+store (SQLite, or ``--url``), and counts the timelines in which on-call would have heard anything
+(a new regression, a worsening, a reminder or a recovery). Only Slack is left out.
+
+The comparison's bootstrap interval is drawn with fewer resamples here (``--n-boot``): it is printed
+in reports but decides nothing (the status comes from the q-value, the lifecycle from the normal
+interval of :mod:`judgeflow.quality.reference`), and it is most of the time a day takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import MetaData, create_engine, text
+
+from judgeflow.config import AlertConfig
+from judgeflow.storage.alert_store import AlertStore
+from judgeflow.storage.schema import alert_history_table, alert_tables
+from judgeflow.tasks.alerting import compare_day, day_findings, plan_day, remember, rules_of
+
+DAY = dt.timedelta(days=1)
+T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+WARM_UP_DAYS = 7
+CRITERIA = ("accuracy", "relevance", "tone")
+TOPICS = ("billing", "returns", "shipping", "sizing", "warranty")
+TOPIC_SHARE = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+LEVELS = np.arange(1, 6, dtype=float)
+PROBS = {
+    "accuracy": np.array([0.03, 0.07, 0.20, 0.40, 0.30]),
+    "relevance": np.array([0.05, 0.10, 0.25, 0.35, 0.25]),
+    "tone": np.array([0.02, 0.03, 0.15, 0.40, 0.40]),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NullResult:
+    timelines: int
+    days: int
+    per_day: int
+    alerted: int
+    first_alert_days: tuple[int, ...]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.alerted / self.timelines if self.timelines else 0.0
+
+    def describe(self, label: str) -> str:
+        return (
+            f"{label}: {self.alerted} of {self.timelines} null {self.days}-day timelines got any alert "
+            f"({self.rate:.1%}), n={self.per_day} per day, {self.seconds:.0f} s"
+        )
+
+
+def null_timeline(seed: int, *, days: int, per_day: int) -> pd.DataFrame:
+    """Scores of ``WARM_UP_DAYS + days`` days, every day from the same distribution."""
+    rng = np.random.default_rng(seed)
+    n = (WARM_UP_DAYS + days) * per_day
+    topic = rng.choice(len(TOPICS), n, p=TOPIC_SHARE)
+    seconds = np.repeat(np.arange(WARM_UP_DAYS + days) * 86_400, per_day) + rng.integers(0, 86_400, n)
+    frame = pd.DataFrame(
+        {
+            "response_id": [f"r{i}" for i in range(n)],
+            "created_at": T0 + pd.to_timedelta(seconds, unit="s"),
+            "topic": np.asarray(TOPICS)[topic],
+        }
+    )
+    for criterion in CRITERIA:
+        values = np.empty(n)
+        for t in range(len(TOPICS)):
+            tilt = PROBS[criterion] * np.linspace(1 + 0.1 * t, 1 - 0.1 * t, 5)
+            mask = topic == t
+            values[mask] = rng.choice(LEVELS, int(mask.sum()), p=tilt / tilt.sum())
+        frame[criterion] = values
+    frame["overall"] = frame[list(CRITERIA)].mean(axis=1)
+    return frame
+
+
+def run_timeline(
+    store: AlertStore, frame: pd.DataFrame, *, alerts: AlertConfig, days: int, rubric: str, n_boot: int
+) -> int | None:
+    """Day by day through the DAG's decision code; the first day (1-based) on-call would hear, or ``None``."""
+    first = None
+    rules = rules_of(alerts)
+    for day in range(days):
+        start = T0 + (WARM_UP_DAYS + day) * DAY
+        end = start + DAY
+        excluded, floor = store.baseline_exclusions(rubric, "v1", ignore=["rolling average"])
+        compared = compare_day(
+            frame[frame["created_at"] < end],
+            alerts=alerts,
+            criteria=CRITERIA,
+            segments=("topic",),
+            current_start=start,
+            current_end=end,
+            excluded=excluded,
+            floor=floor,
+            n_boot=n_boot,
+        )
+        window = frame[(frame["created_at"] >= end - alerts.rolling_days * DAY) & (frame["created_at"] < end)]
+        comparison = {
+            "report": compared.report.to_json(),
+            "rolling_average": float(window["overall"].mean()),
+            "rolling_count": len(window),
+            **compared.to_json(),
+        }
+        regressed, levels, references = day_findings(
+            comparison,
+            threshold=alerts.min_rolling_average,
+            rolling_days=alerts.rolling_days,
+            interval_start=start,
+            interval_end=end,
+        )
+        planned = plan_day(
+            store,
+            rubric_name=rubric,
+            rubric_version="v1",
+            regressed=regressed,
+            levels=levels,
+            references=references,
+            rules=rules,
+            interval_end=end,
+        )
+        if planned.plan.tells_on_call and first is None:
+            first = day + 1
+        remember(store, rubric_name=rubric, rubric_version="v1", plan=planned.plan, interval_end=end)
+    return first
+
+
+@contextmanager
+def alert_store(url: str) -> Iterator[AlertStore]:
+    """judgeflow's alert tables in their own schema (PostgreSQL) or database (SQLite), dropped after."""
+    schema = f"jf_bench_alerts_{uuid.uuid4().hex[:8]}" if url.startswith("postgresql") else None
+    engine = create_engine(url)
+    if schema:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        engine.dispose()
+        engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    metadata = MetaData()
+    comparisons, state = alert_tables(metadata)
+    history = alert_history_table(metadata)
+    metadata.create_all(engine)
+    try:
+        yield AlertStore(engine, comparisons, state, history)
+    finally:
+        if schema:
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+def null_false_alert_rate(
+    *,
+    timelines: int,
+    days: int = 28,
+    per_day: int = 200,
+    alerts: AlertConfig | None = None,
+    url: str = "sqlite://",
+    n_boot: int = 50,
+    seed: int = 0,
+) -> NullResult:
+    """``timelines`` null timelines through the decision code; how many got any alert."""
+    alerts = alerts or AlertConfig()
+    began = time.perf_counter()
+    firsts = []
+    with alert_store(url) as store:
+        for i in range(timelines):
+            frame = null_timeline(seed + i, days=days, per_day=per_day)
+            first = run_timeline(store, frame, alerts=alerts, days=days, rubric=f"null{i}", n_boot=n_boot)
+            if first is not None:
+                firsts.append(first)
+    return NullResult(timelines, days, per_day, len(firsts), tuple(firsts), time.perf_counter() - began)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="judgeflow-dev bench-alerts", description=__doc__.splitlines()[0])
+    parser.add_argument("--timelines", type=int, default=200)
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--per-day", type=int, nargs="+", default=[50, 300], help="responses judged per day")
+    parser.add_argument("--url", default="sqlite://", help="where the alert store lives (SQLite in memory by default)")
+    parser.add_argument(
+        "--n-boot", type=int, default=50, help="bootstrap resamples (decide nothing; see the docstring)"
+    )
+    args = parser.parse_args(argv)
+    defaults = AlertConfig()
+    print(f"alerts: {defaults.model_dump(include={'alpha', 'min_drop', 'open_after_days', 'baseline_days'})}")
+    for per_day in args.per_day:
+        for open_after in sorted({1, defaults.open_after_days}):
+            alerts = AlertConfig(open_after_days=open_after)
+            result = null_false_alert_rate(
+                timelines=args.timelines,
+                days=args.days,
+                per_day=per_day,
+                alerts=alerts,
+                url=args.url,
+                n_boot=args.n_boot,
+            )
+            tag = " (the default)" if open_after == defaults.open_after_days else ""
+            print(result.describe(f"open_after_days={open_after}{tag}"))
+    return 0
