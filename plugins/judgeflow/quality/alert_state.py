@@ -10,6 +10,9 @@ A regression is identified by what dropped (metric, and segment when there is on
 - **ongoing**: while it stays open every day is compared with that reference, not with a rolling
   window. Quiet, except a *worsening* (today's upper 95% bound is ``worsen_by`` below what on-call
   last heard) and a *reminder* every ``remind_every_days`` (a lasting level shift: accept it or fix it).
+- **covered**: while a drop over all responses is watched (or found today), a segment's drop is
+  part of it (the message's "where it dropped" names the segments), not a regression of its own: a
+  small segment's noise must not page on its own in the middle of an incident.
 - **recovered**: back within ``recover_within`` of the reference (today's upper 95% bound reaches
   ``reference - recover_within``) for ``recover_days`` days running. One good day of noise does not
   close it, one bad day resets the count.
@@ -131,8 +134,12 @@ def plan_alerts(
     regressions was found against (frozen for a key seen for the first time). ``interval_end`` is the
     end of the judged interval: every time in the state comes from the data, never the clock."""
     plan = _Planner(rules, interval_end, today)
+    covering = any(not is_segment_key(k) for k in (*known, *regressed))
     for key in sorted({*known, *regressed}):
-        plan.step(key, known.get(key), regressed.get(key), references.get(key))
+        row = known.get(key)
+        if covering and is_segment_key(key) and (row is None or not row.is_open):
+            continue  # part of the drop over all responses: its message says where, not a regression of its own
+        plan.step(key, row, regressed.get(key), references.get(key))
     return plan.result()
 
 
@@ -224,4 +231,12 @@ class _Planner:
 
 
 def regression_key(metric: str, segment: str | None = None) -> str:
-    return f"{metric} in {segment}" if segment else metric
+    return f"{metric}{SEGMENT_JOIN}{segment}" if segment else metric
+
+
+SEGMENT_JOIN = " in "
+
+
+def is_segment_key(key: str) -> bool:
+    """``accuracy in topic=shipping`` is a segment's; ``accuracy`` and ``rolling average`` are all responses'."""
+    return SEGMENT_JOIN in key

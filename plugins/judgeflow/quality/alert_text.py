@@ -43,19 +43,20 @@ def reference_lines(plan: AlertPlan) -> list[str]:
 
 
 def reminder_lines(plan: AlertPlan, *, rubric: str) -> list[str]:
-    """A lasting level shift: still below the level before it began; accept it, or fix it."""
-    lines = []
-    for key in plan.reminders:
+    """A lasting level shift: each key still below the level before it began, then how to accept it."""
+    lines, first = [], None
+    for key in sorted(plan.reminders, key=lambda k: (k != "overall", k)):
         row = plan.state[key]
         if row.reference is None:
             continue
+        first = first or key
         below = -plan.differences.get(key, row.difference)
-        before = f"{row.down_since:%Y-%m-%d}"
         lines.append(
-            f"{key} still {below:.2f} below the level before {before} ({row.reference.level.mean:.2f}), "
-            f"open since {before}; accept it as the new normal with {accept_command(rubric, key)}"
+            f"{key} still {below:.2f} below the level before {row.down_since:%Y-%m-%d} ({row.reference.level.mean:.2f})"
         )
-    return lines
+    if first is None:
+        return []
+    return [*lines, f"accept a lasting shift as the new normal with {accept_command(rubric, first)}"]
 
 
 def recovered_lines(plan: AlertPlan) -> list[str]:

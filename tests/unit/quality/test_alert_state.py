@@ -102,3 +102,16 @@ def test_reminders_can_be_switched_off() -> None:
         plan = step(known, day, 2.4, rules=rules)
         assert not plan.tells_on_call
         known = dict(plan.state)
+
+
+def test_a_segment_drop_inside_a_drop_over_all_responses_is_not_a_regression_of_its_own() -> None:
+    segment = regression_key("overall", "topic=shipping")
+    levels = today(2.4) | {segment: Level(2.0, 1.5, 2.5, 6)}
+    day1 = plan_alerts(
+        {}, {KEY: -1.2, segment: -1.5}, today=levels, references={KEY: REFERENCE}, rules=RULES, interval_end=DAY1_END
+    )
+    assert day1.new == (KEY,) and segment not in day1.state
+    alone = plan_alerts(
+        {}, {segment: -1.5}, today=levels, references={segment: REFERENCE}, rules=RULES, interval_end=DAY1_END
+    )
+    assert alone.new == (segment,), "a drop in one segment alone is a regression of its own"
