@@ -92,7 +92,14 @@ def null_timeline(seed: int, *, days: int, per_day: int) -> pd.DataFrame:
 
 
 def run_timeline(
-    store: AlertStore, frame: pd.DataFrame, *, alerts: AlertConfig, days: int, rubric: str, n_boot: int
+    store: AlertStore,
+    frame: pd.DataFrame,
+    *,
+    alerts: AlertConfig,
+    days: int,
+    rubric: str,
+    n_boot: int,
+    segments: tuple[str, ...] = ("topic",),
 ) -> int | None:
     """Day by day through the DAG's decision code; the first day (1-based) on-call would hear, or ``None``."""
     first = None
@@ -105,7 +112,7 @@ def run_timeline(
             frame[frame["created_at"] < end],
             alerts=alerts,
             criteria=CRITERIA,
-            segments=("topic",),
+            segments=segments,
             current_start=start,
             current_end=end,
             excluded=excluded,
@@ -174,6 +181,7 @@ def null_false_alert_rate(
     url: str = "sqlite://",
     n_boot: int = 50,
     seed: int = 0,
+    segments: tuple[str, ...] = ("topic",),
 ) -> NullResult:
     """``timelines`` null timelines through the decision code; how many got any alert."""
     alerts = alerts or AlertConfig()
@@ -182,7 +190,9 @@ def null_false_alert_rate(
     with alert_store(url) as store:
         for i in range(timelines):
             frame = null_timeline(seed + i, days=days, per_day=per_day)
-            first = run_timeline(store, frame, alerts=alerts, days=days, rubric=f"null{i}", n_boot=n_boot)
+            first = run_timeline(
+                store, frame, alerts=alerts, days=days, rubric=f"null{i}", n_boot=n_boot, segments=segments
+            )
             if first is not None:
                 firsts.append(first)
     return NullResult(timelines, days, per_day, len(firsts), tuple(firsts), time.perf_counter() - began)
