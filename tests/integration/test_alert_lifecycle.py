@@ -22,6 +22,8 @@ from tests.support.warehouse_checks import count
 
 DAY = dt.timedelta(days=1)
 FIRST_BAD_DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+# One bad day pages and one good day recovers here (the defaults wait two of each: test_alert_timeline.py).
+ONE_DAY_RULES = {"min_samples": 20, "min_rolling_average": 1.0, "open_after_days": 1, "recover_days": 1}
 
 
 def day_of_rows(start: dt.datetime, first_id: int, *, drop: bool) -> Any:
@@ -41,7 +43,7 @@ def test_drop_alerts_once_then_recovers(tmp_path: Path, airflow_db: Path, monkey
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY, 20_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + 2 * DAY, 22_000, drop=False))
-    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0})
+    settings = write_settings(tmp_path, alerts=ONE_DAY_RULES)
     deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 
@@ -78,7 +80,7 @@ def test_slack_down_keeps_the_alert_for_the_next_run(
         seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY - (7 - n) * DAY, 1000 * (n + 1), drop=False))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY, 20_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
-    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0})
+    settings = write_settings(tmp_path, alerts=ONE_DAY_RULES)
     deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 

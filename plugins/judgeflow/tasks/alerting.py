@@ -95,8 +95,12 @@ def compare_day(
     excluded: Sequence[tuple[dt.datetime, dt.datetime]] = (),
     floor: dt.datetime | None = None,
     n_boot: int = 2000,
+    unreferenced: Sequence[str] = (),
 ) -> DayComparison:
-    """Compare the day with ``alerts.baseline_days`` clean days before it (see :func:`clean_baseline`)."""
+    """Compare the day with ``alerts.baseline_days`` clean days before it (see :func:`clean_baseline`).
+
+    References are taken for today's regressions and for ``unreferenced``: watched regressions saved
+    before references existed, which adopt today's clean baseline."""
     baseline = clean_baseline(
         frame, current_start=current_start, baseline_days=alerts.baseline_days, excluded=excluded, floor=floor
     )
@@ -115,7 +119,7 @@ def compare_day(
     levels = window_levels(
         baseline.scores, criteria=criteria, start=current_start, end=current_end, segment_columns=segments
     )
-    keys = [regression_key(c.metric, c.segment) for c in report.regressions]
+    keys = [*(regression_key(c.metric, c.segment) for c in report.regressions), *unreferenced]
     references = references_for(
         baseline.scores,
         keys,

@@ -320,9 +320,9 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
     from judgeflow.tasks.alerting import compare_day
 
     alerts, run, rate = job.settings.alerts, job.run, job.settings.sampling.rate
-    excluded, floor = job.warehouse.alerts.baseline_exclusions(
-        rubric.name, rubric.version_key, ignore=[ROLLING_AVERAGE_KEY]
-    )
+    store = job.warehouse.alerts
+    excluded, floor = store.baseline_exclusions(rubric.name, rubric.version_key, ignore=[ROLLING_AVERAGE_KEY])
+    watched = store.open_regressions(rubric.name, rubric.version_key)
     reach, _ = baseline_reach(run.interval_start, baseline_days=alerts.baseline_days, excluded=excluded, floor=floor)
     frame = job.warehouse.scores_frame(
         rubric_name=rubric.name,
@@ -341,6 +341,7 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
         current_end=run.interval_end,
         excluded=excluded,
         floor=floor,
+        unreferenced=[key for key, row in watched.items() if row.reference is None],
     )
     report = day.report
     pulls = root_causes(frame, current_start=run.interval_start, current_end=run.interval_end, segment_columns=segments)
