@@ -31,7 +31,7 @@ from sqlalchemy import MetaData, create_engine, text
 from judgeflow.config import AlertConfig
 from judgeflow.storage.alert_store import AlertStore
 from judgeflow.storage.schema import alert_history_table, alert_tables
-from judgeflow.tasks.alerting import compare_day, day_findings, plan_day, remember, rules_of
+from judgeflow.tasks.alerting import replay_day
 
 DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
@@ -103,49 +103,26 @@ def run_timeline(
 ) -> int | None:
     """Day by day through the DAG's decision code; the first day (1-based) on-call would hear, or ``None``."""
     first = None
-    rules = rules_of(alerts)
     for day in range(days):
         start = T0 + (WARM_UP_DAYS + day) * DAY
         end = start + DAY
-        excluded, floor = store.baseline_exclusions(rubric, "v1", ignore=["rolling average"])
-        compared = compare_day(
+        window = frame[(frame["created_at"] >= end - alerts.rolling_days * DAY) & (frame["created_at"] < end)]
+        _, planned = replay_day(
+            store,
             frame[frame["created_at"] < end],
             alerts=alerts,
             criteria=CRITERIA,
             segments=segments,
-            current_start=start,
-            current_end=end,
-            excluded=excluded,
-            floor=floor,
-            n_boot=n_boot,
-        )
-        window = frame[(frame["created_at"] >= end - alerts.rolling_days * DAY) & (frame["created_at"] < end)]
-        comparison = {
-            "report": compared.report.to_json(),
-            "rolling_average": float(window["overall"].mean()),
-            "rolling_count": len(window),
-            **compared.to_json(),
-        }
-        regressed, levels, references = day_findings(
-            comparison,
-            threshold=alerts.min_rolling_average,
-            rolling_days=alerts.rolling_days,
-            interval_start=start,
-            interval_end=end,
-        )
-        planned = plan_day(
-            store,
             rubric_name=rubric,
             rubric_version="v1",
-            regressed=regressed,
-            levels=levels,
-            references=references,
-            rules=rules,
-            interval_end=end,
+            current_start=start,
+            current_end=end,
+            rolling_average=float(window["overall"].mean()),
+            rolling_count=len(window),
+            n_boot=n_boot,
         )
         if planned.plan.tells_on_call and first is None:
             first = day + 1
-        remember(store, rubric_name=rubric, rubric_version="v1", plan=planned.plan, interval_end=end)
     return first
 
 

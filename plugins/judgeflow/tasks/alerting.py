@@ -249,3 +249,67 @@ def backfill_days(params: RunParams, interval_start: dt.datetime) -> tuple[dt.da
     first = params.backfill_from or until
     start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
     return start, dt.datetime.combine(until, dt.time(), tzinfo=dt.UTC) + DAY
+
+
+def replay_day(
+    store: AlertStore,
+    frame: pd.DataFrame,
+    *,
+    alerts: AlertConfig,
+    criteria: Sequence[str],
+    segments: Sequence[str],
+    rubric_name: str,
+    rubric_version: str,
+    current_start: dt.datetime,
+    current_end: dt.datetime,
+    rolling_average: float | None = None,
+    rolling_count: int = 0,
+    n_boot: int = 2000,
+) -> tuple[DayComparison, DayPlan]:
+    """One day of the compare and alert tasks in one call, outside Airflow, as if Slack took every
+    message: what the null-timeline benchmark and the view's sample warehouse replay day after day.
+    ``frame`` holds the day's scores and enough days before it (the clean baseline may reach back)."""
+    from judgeflow.quality.alerts import ROLLING_AVERAGE_KEY
+
+    excluded, floor = store.baseline_exclusions(rubric_name, rubric_version, ignore=[ROLLING_AVERAGE_KEY])
+    watched = store.open_regressions(rubric_name, rubric_version)
+    compared = compare_day(
+        frame,
+        alerts=alerts,
+        criteria=criteria,
+        segments=segments,
+        current_start=current_start,
+        current_end=current_end,
+        excluded=excluded,
+        floor=floor,
+        n_boot=n_boot,
+        unreferenced=[key for key, row in watched.items() if row.reference is None],
+    )
+    comparison = {
+        "report": compared.report.to_json(),
+        "rolling_average": rolling_average,
+        "rolling_count": rolling_count,
+        **compared.to_json(),
+    }
+    regressed, levels, references = day_findings(
+        comparison,
+        threshold=alerts.min_rolling_average,
+        rolling_days=alerts.rolling_days,
+        interval_start=current_start,
+        interval_end=current_end,
+    )
+    planned = plan_day(
+        store,
+        rubric_name=rubric_name,
+        rubric_version=rubric_version,
+        regressed=regressed,
+        levels=levels,
+        references=references,
+        rules=rules_of(alerts),
+        interval_end=current_end,
+    )
+    if not planned.counted_already:
+        remember(
+            store, rubric_name=rubric_name, rubric_version=rubric_version, plan=planned.plan, interval_end=current_end
+        )
+    return compared, planned
