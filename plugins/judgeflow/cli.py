@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from judgeflow.config import default_settings_path
 
@@ -83,28 +84,27 @@ def _deploy(argv: list[str]) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    import sys
-
-    from judgeflow.errors import JudgeflowError
     from judgeflow.storage import db_commands
 
-    try:
-        return db_commands.run(args)
-    except JudgeflowError as exc:
-        print(f"judgeflow db {args.db_command}: {exc}", file=sys.stderr)
-        return 2
+    return _reporting_errors(f"judgeflow db {args.db_command}", db_commands.run, args)
 
 
 def _alerts(args: argparse.Namespace) -> int:
+    from judgeflow.storage import alert_commands
+
+    return _reporting_errors(f"judgeflow alerts {args.alerts_command}", alert_commands.run, args)
+
+
+def _reporting_errors(command: str, run: Any, args: argparse.Namespace) -> int:
+    """Run a subcommand; a judgeflow error is one line on stderr naming the command, and exit status 2."""
     import sys
 
     from judgeflow.errors import JudgeflowError
-    from judgeflow.storage import alert_commands
 
     try:
-        return alert_commands.run(args)
+        return int(run(args))
     except JudgeflowError as exc:
-        print(f"judgeflow alerts {args.alerts_command}: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -2,9 +2,9 @@
 change in quality get any alert?
 
 Each timeline is a warm-up week and 28 days of scores drawn from one distribution (realistic 1-5
-judge scores over three criteria that differ a little by topic; five topics, so each day makes 24
-tests). Every day goes through the decision code the DAG's compare and alert tasks call
-(:mod:`judgeflow.tasks.alerting`: the clean baseline, the comparison with Mann-Whitney and
+judge scores over the helpfulness rubric's three criteria, a little different by topic; the sample
+data's five topics, so each day makes 24 tests). Every day goes through the decision code the DAG's
+compare and alert tasks call (:mod:`judgeflow.tasks.alerting`: the clean baseline, the comparison with Mann-Whitney and
 Benjamini-Hochberg, the frozen references, the lifecycle plan) with the alert state in a real SQL
 store (SQLite, or ``--url``), and counts the timelines in which on-call would have heard anything
 (a new regression, a worsening, a reminder or a recovery). Only Slack is left out.
@@ -32,18 +32,18 @@ from judgeflow.config import AlertConfig
 from judgeflow.storage.alert_store import AlertStore
 from judgeflow.storage.schema import alert_history_table, alert_tables
 from judgeflow.tasks.alerting import replay_day
+from judgeflow_devkit.sample_data import TOPICS as SAMPLE_TOPICS
 
 DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 WARM_UP_DAYS = 7
-CRITERIA = ("accuracy", "relevance", "tone")
-TOPICS = ("billing", "returns", "shipping", "sizing", "warranty")
-TOPIC_SHARE = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
-LEVELS = np.arange(1, 6, dtype=float)
-PROBS = {
-    "accuracy": np.array([0.03, 0.07, 0.20, 0.40, 0.30]),
-    "relevance": np.array([0.05, 0.10, 0.25, 0.35, 0.25]),
-    "tone": np.array([0.02, 0.03, 0.15, 0.40, 0.40]),
+CRITERIA = ("accuracy", "tone", "completeness")  # the criteria of include/rubrics/helpfulness.yaml
+TOPICS = SAMPLE_TOPICS  # the sample data's topics
+TOPIC_SHARE = np.array([0.35, 0.25, 0.2, 0.12, 0.08])
+PROBS = {  # P(score = 1..5), about what the emulator's judge gives (mean near 3.6 to 4)
+    "accuracy": np.array([0.04, 0.08, 0.18, 0.38, 0.32]),
+    "tone": np.array([0.02, 0.04, 0.14, 0.42, 0.38]),
+    "completeness": np.array([0.06, 0.10, 0.24, 0.34, 0.26]),
 }
 
 
@@ -68,27 +68,23 @@ class NullResult:
 
 
 def null_timeline(seed: int, *, days: int, per_day: int) -> pd.DataFrame:
-    """Scores of ``WARM_UP_DAYS + days`` days, every day from the same distribution."""
+    """Scores of ``WARM_UP_DAYS + days`` days, every day from the same distribution (drawn by inverse CDF)."""
     rng = np.random.default_rng(seed)
-    n = (WARM_UP_DAYS + days) * per_day
+    total_days = WARM_UP_DAYS + days
+    n = total_days * per_day
     topic = rng.choice(len(TOPICS), n, p=TOPIC_SHARE)
-    seconds = np.repeat(np.arange(WARM_UP_DAYS + days) * 86_400, per_day) + rng.integers(0, 86_400, n)
-    frame = pd.DataFrame(
-        {
-            "response_id": [f"r{i}" for i in range(n)],
-            "created_at": T0 + pd.to_timedelta(seconds, unit="s"),
-            "topic": np.asarray(TOPICS)[topic],
-        }
-    )
-    for criterion in CRITERIA:
-        values = np.empty(n)
-        for t in range(len(TOPICS)):
-            tilt = PROBS[criterion] * np.linspace(1 + 0.1 * t, 1 - 0.1 * t, 5)
-            mask = topic == t
-            values[mask] = rng.choice(LEVELS, int(mask.sum()), p=tilt / tilt.sum())
-        frame[criterion] = values
+    offsets = pd.to_timedelta(np.repeat(np.arange(total_days), per_day) * 86_400 + rng.integers(0, 86_400, n), "s")
+    scores = {c: 1.0 + (rng.random(n)[:, None] > _cdf(c)[topic]).sum(axis=1) for c in CRITERIA}
+    frame = pd.DataFrame({"response_id": np.arange(n).astype(str), "created_at": T0 + offsets, **scores})
+    frame["topic"] = np.asarray(TOPICS)[topic]
     frame["overall"] = frame[list(CRITERIA)].mean(axis=1)
     return frame
+
+
+def _cdf(criterion: str) -> np.ndarray:
+    """Per topic (rows), the cumulative P(score <= 1..5): each topic tilts the criterion's distribution."""
+    tilted = np.array([PROBS[criterion] * np.linspace(1 + 0.1 * t, 1 - 0.1 * t, 5) for t in range(len(TOPICS))])
+    return np.cumsum(tilted / tilted.sum(axis=1, keepdims=True), axis=1)[:, :-1]
 
 
 def run_timeline(

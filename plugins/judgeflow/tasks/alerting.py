@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from judgeflow.quality.alert_state import (
     AlertPlan,
@@ -131,6 +131,14 @@ def compare_day(
     return DayComparison(report, levels, references, baseline)
 
 
+class Findings(NamedTuple):
+    """Today's significant drops (key → difference), every key's level today, the reference of each drop."""
+
+    regressed: dict[str, float]
+    levels: dict[str, Level]
+    references: dict[str, Reference]
+
+
 def day_findings(
     comparison: Mapping[str, Any],
     *,
@@ -138,7 +146,7 @@ def day_findings(
     rolling_days: int,
     interval_start: dt.datetime,
     interval_end: dt.datetime,
-) -> tuple[dict[str, float], dict[str, Level], dict[str, Reference]]:
+) -> Findings:
     """From the compare task's output: today's significant drops (key → difference), every key's level
     today and the reference of each drop. A rolling average below ``threshold`` is a key of its own,
     measured against the threshold (its "reference")."""
@@ -156,7 +164,7 @@ def day_findings(
         )
         if average < threshold:
             regressed[ROLLING_AVERAGE_KEY] = average - threshold
-    return regressed, levels, references
+    return Findings(regressed, levels, references)
 
 
 def rules_of(alerts: AlertConfig) -> Rules:
@@ -183,9 +191,7 @@ def plan_day(
     *,
     rubric_name: str,
     rubric_version: str,
-    regressed: Mapping[str, float],
-    levels: Mapping[str, Level],
-    references: Mapping[str, Reference],
+    findings: Findings,
     rules: Rules,
     interval_end: dt.datetime,
 ) -> DayPlan:
@@ -194,7 +200,14 @@ def plan_day(
     known = store.open_regressions(rubric_name, rubric_version)
     if any(row.moved_for is not None and row.moved_for >= interval_end for row in known.values()):
         return DayPlan(AlertPlan(ongoing=tuple(sorted(known)), state=known), known, True)
-    plan = plan_alerts(known, regressed, today=levels, references=references, rules=rules, interval_end=interval_end)
+    plan = plan_alerts(
+        known,
+        findings.regressed,
+        today=findings.levels,
+        references=findings.references,
+        rules=rules,
+        interval_end=interval_end,
+    )
     return DayPlan(plan, known, False)
 
 
@@ -291,7 +304,7 @@ def replay_day(
         "rolling_count": rolling_count,
         **compared.to_json(),
     }
-    regressed, levels, references = day_findings(
+    findings = day_findings(
         comparison,
         threshold=alerts.min_rolling_average,
         rolling_days=alerts.rolling_days,
@@ -302,9 +315,7 @@ def replay_day(
         store,
         rubric_name=rubric_name,
         rubric_version=rubric_version,
-        regressed=regressed,
-        levels=levels,
-        references=references,
+        findings=findings,
         rules=rules_of(alerts),
         interval_end=current_end,
     )

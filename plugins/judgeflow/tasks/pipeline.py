@@ -434,7 +434,7 @@ def _alert(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[s
     ctx = _alert_context(job, rubric, summary, comparison)
     if not role.latest:
         return _historical(job, rubric, ctx, role)
-    regressed, levels, references = day_findings(
+    findings = day_findings(
         comparison,
         threshold=job.settings.alerts.min_rolling_average,
         rolling_days=job.settings.alerts.rolling_days,
@@ -445,9 +445,7 @@ def _alert(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[s
         store,
         rubric_name=rubric.name,
         rubric_version=rubric.version_key,
-        regressed=regressed,
-        levels=levels,
-        references=references,
+        findings=findings,
         rules=rules_of(job.settings.alerts),
         interval_end=run.interval_end,
     )
