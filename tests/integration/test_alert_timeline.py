@@ -67,6 +67,17 @@ def _texts(payloads: list[Any]) -> list[str]:
     return [json.dumps(p, ensure_ascii=False) for p in payloads]
 
 
+def as_on_call_reads_it(text: str) -> str:
+    """The message's header and sections, as Slack shows them."""
+    lines = []
+    for block in json.loads(text)["blocks"]:
+        if "text" in block:
+            lines.append(block["text"]["text"])
+        lines.extend(field["text"].replace("\n", ": ") for field in block.get("fields", ()))
+        lines.extend(e.get("text", "") for e in block.get("elements", ()) if isinstance(e.get("text"), str))
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def timeline(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> Iterator[Timeline]:
     tmp_path = tmp_path_factory.mktemp("alert-timeline")
@@ -130,7 +141,7 @@ def test_a_regression_of_fourteen_days_is_announced_once_reminded_and_recovered_
     told = {day: [_kind(t) for t in texts] for day, texts in timeline.by_day.items() if texts}
     for day, texts in sorted(timeline.by_day.items()):
         for text in texts:
-            print(f"--- day {day} ({day_start(day):%Y-%m-%d}):\n{json.loads(text)['text']}")
+            print(f"--- day {day} ({day_start(day):%Y-%m-%d}):\n{as_on_call_reads_it(text)}")
     # open_after_days 2 (the default): found on day 10, confirmed and announced on day 11
     first_bad, announced = BAD[0], BAD[0] + 1
     reminders = list(range(announced + REMIND_EVERY, BAD[-1] + 1, REMIND_EVERY))
@@ -148,7 +159,7 @@ def test_a_regression_of_fourteen_days_is_announced_once_reminded_and_recovered_
 
 def test_b_a_backfill_inside_it_pages_no_one_and_sends_one_digest(timeline: Timeline) -> None:
     for text in timeline.backfill:
-        print(f"--- backfill:\n{json.loads(text)['text']}")
+        print(f"--- backfill:\n{as_on_call_reads_it(text)}")
     assert timeline.backfill_states == ["success"] * len(BACKFILL)
     assert len(timeline.backfill) == 1, "no page, one digest"
     digest = timeline.backfill[0]
