@@ -180,11 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--n-boot", type=int, default=50, help="bootstrap resamples (decide nothing; see the docstring)"
     )
+    parser.add_argument(
+        "--open-after",
+        type=int,
+        nargs="+",
+        default=None,
+        help="open_after_days to compare (default: 1 and the default)",
+    )
     args = parser.parse_args(argv)
     defaults = AlertConfig()
     print(f"alerts: {defaults.model_dump(include={'alpha', 'min_drop', 'open_after_days', 'baseline_days'})}")
     for per_day in args.per_day:
-        for open_after in sorted({1, defaults.open_after_days}):
+        for open_after in args.open_after or sorted({1, defaults.open_after_days}):
             alerts = AlertConfig(open_after_days=open_after)
             result = null_false_alert_rate(
                 timelines=args.timelines,
