@@ -99,6 +99,7 @@ def run_timeline(
 ) -> int | None:
     """Day by day through the DAG's decision code; the first day (1-based) on-call would hear, or ``None``."""
     first = None
+    frame = frame[["created_at", "overall", *CRITERIA, *segments]]  # what the comparison reads, nothing more
     for day in range(days):
         start = T0 + (WARM_UP_DAYS + day) * DAY
         end = start + DAY
