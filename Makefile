@@ -58,7 +58,7 @@ bench-parse: $(BIN)/.installed  ## the DAG files' parse time with 50 suites vs 1
 	$(BIN)/judgeflow-dev bench-parse --suites $(or $(SUITES),50)
 
 bench-alerts: $(BIN)/.installed  ## share of 200 null 28-day timelines with any alert, open_after_days 1 vs the default
-	$(BIN)/judgeflow-dev bench-alerts --timelines $(or $(TIMELINES),200)
+	$(BIN)/judgeflow-dev bench-alerts --timelines $(or $(TIMELINES),200) --per-day $(or $(PER_DAY),50)
 
 calibrate: $(BIN)/.installed  ## judge the rubric's golden set with the emulator, print the table (RUBRIC=...)
 	$(BIN)/judgeflow-dev calibrate --emulator $(if $(RUBRIC),--rubric $(RUBRIC))
