@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LOCK   := constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo ui test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse calibrate stack-test
+.PHONY: demo ui test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse bench-alerts calibrate stack-test
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ bench-warehouse: $(BIN)/.installed  ## stage and read a 1,000,000-row day on Pos
 
 bench-parse: $(BIN)/.installed  ## the DAG files' parse time with 50 suites vs 1 (SUITES=... to change)
 	$(BIN)/judgeflow-dev bench-parse --suites $(or $(SUITES),50)
+
+bench-alerts: $(BIN)/.installed  ## share of 200 null 28-day timelines with any alert, open_after_days 1 vs the default
+	$(BIN)/judgeflow-dev bench-alerts --timelines $(or $(TIMELINES),200) --per-day $(or $(PER_DAY),50)
 
 calibrate: $(BIN)/.installed  ## judge the rubric's golden set with the emulator, print the table (RUBRIC=...)
 	$(BIN)/judgeflow-dev calibrate --emulator $(if $(RUBRIC),--rubric $(RUBRIC))

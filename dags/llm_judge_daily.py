@@ -77,6 +77,10 @@ def judge_suite(suite: Suite) -> None:
                 description="realtime, or Message Batches at half the price; default from settings",
             ),
             "dry_run": Param(False, type="boolean", description="log what judging would cost, judge nothing"),
+            "backfill_from": Param(None, type=["null", "string"], description="a backfill's first day, YYYY-MM-DD"),
+            "backfill_until": Param(
+                None, type=["null", "string"], description="a backfill's last day: its run sends one digest"
+            ),
         },
     )
     def llm_judge() -> None:

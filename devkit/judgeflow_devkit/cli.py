@@ -5,9 +5,10 @@
 - ``judgeflow-dev emulator``: the local Messages API emulator, in the foreground;
 - ``judgeflow-dev seed``: fill a warehouse with generated sample responses;
 - ``judgeflow-dev calibrate --emulator``: ``judgeflow calibrate`` against a local emulator;
-- ``judgeflow-dev bench``, ``bench-cost``, ``bench-ui``, ``bench-warehouse``, ``bench-parse``: throughput,
-  dollars per 1,000 verdicts, the UI view's page times, staging and reading a 1M-row day, the DAG
-  files' parse time with many suites (``--help`` on each);
+- ``judgeflow-dev bench``, ``bench-cost``, ``bench-ui``, ``bench-warehouse``, ``bench-parse``,
+  ``bench-alerts``: throughput, dollars per 1,000 verdicts, the UI view's page times, staging and
+  reading a 1M-row day, the DAG files' parse time with many suites, the share of null 28-day
+  timelines that get any alert (``--help`` on each);
 - ``judgeflow-dev ui``: Airflow's api-server with the judgeflow view on ``make demo``'s data, and its login;
 - ``judgeflow-dev stack-test``: the DAG and a backfill on a native CeleryExecutor stack, checked.
 """
@@ -30,6 +31,7 @@ COMMANDS = {
     "bench-warehouse": ("judgeflow_devkit.bench.warehouse:main", "staging and reading a 1M-row day (see --help)"),
     "bench-parse": ("judgeflow_devkit.bench.parse:main", "the DAG files' parse time with 50 suites (see --help)"),
     "ui": ("judgeflow_devkit.ui_server:main", "Airflow's api-server with the view on make demo's data (see --help)"),
+    "bench-alerts": ("judgeflow_devkit.bench.alerts:main", "false alerts of null 28-day timelines (see --help)"),
     "stack-test": ("judgeflow_devkit.stack.command:main", "the DAG on a native Celery stack, checked (see --help)"),
 }
 """Commands with their own parsers: ``module:function`` taking the remaining arguments, imported on use."""

@@ -13,8 +13,8 @@ A verdict at the bottom of the scale quotes an API key and an e-mail address in 
 view's redaction has something to mask. What judgeflow itself computes is then computed by judgeflow's
 own code: ``judge_daily_scores`` by
 :func:`judgeflow.storage.daily_scores.refresh_daily_scores`, and for the last days the comparisons
-(``compare_windows``, ``record_comparisons``) and the alert state (``plan_alerts``, as if Slack
-took every message).
+and the alert state (:func:`judgeflow.tasks.alerting.replay_day`, the alert tasks' decision code, as
+if Slack took every message).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, MetaData, TextClause, text
 
 from judgeflow.config import AlertConfig, SourceConfig
-from judgeflow.quality.alert_state import plan_alerts, regression_key
-from judgeflow.quality.regression import compare_windows
 from judgeflow.storage.daily_scores import refresh_daily_scores
 from judgeflow.storage.warehouse import Warehouse
+from judgeflow.tasks.alerting import replay_day
 from judgeflow_devkit.sample_data import source_table
 
 log = logging.getLogger(__name__)
@@ -157,7 +156,8 @@ def _insert_statements() -> list[TextClause]:
 
 def _compare_last_days(warehouse: Warehouse, *, last_day: dt.date, n_boot: int) -> None:
     """What ``compare_scores`` and ``alert_on_call`` store, for each of the last days in order."""
-    rules = AlertConfig()
+    # one bad day pages and one good day recovers, so the last days show open, worsening and recovered
+    rules = AlertConfig(open_after_days=1, recover_days=1)
     for back in range(COMPARED_DAYS - 1, -1, -1):
         day = last_day - back * DAY
         current_start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
@@ -166,37 +166,28 @@ def _compare_last_days(warehouse: Warehouse, *, last_day: dt.date, n_boot: int) 
             rubric_name=RUBRIC,
             rubric_version=VERSION,
             criteria=list(CRITERIA),
-            start=current_start - rules.baseline_days * DAY,
+            start=current_start - 2 * rules.baseline_days * DAY,
             end=current_end,
         )
-        report = compare_windows(
+        compared, planned = replay_day(
+            warehouse.alerts,
             frame,
+            alerts=rules,
             criteria=list(CRITERIA),
+            segments=warehouse.segment_names(),
+            rubric_name=RUBRIC,
+            rubric_version=VERSION,
             current_start=current_start,
             current_end=current_end,
-            baseline_days=rules.baseline_days,
-            alpha=rules.alpha,
-            min_samples=rules.min_samples,
-            min_drop=rules.min_drop,
-            segment_columns=warehouse.segment_names(),
             n_boot=n_boot,
         )
-        run_key = f"llm_judge_daily/scheduled__{day:%Y-%m-%d}"
         warehouse.alerts.record_comparisons(
-            run_key=run_key, rubric_name=RUBRIC, rubric_version=VERSION, rows=report.to_json()["comparisons"]
+            run_key=f"llm_judge_daily/scheduled__{day:%Y-%m-%d}",
+            rubric_name=RUBRIC,
+            rubric_version=VERSION,
+            rows=compared.report.to_json()["comparisons"],
         )
-        known = warehouse.alerts.open_regressions(RUBRIC, VERSION)
-        regressed = {regression_key(c.metric, c.segment): float(c.difference or 0.0) for c in report.regressions}
-        differences = {
-            regression_key(c.metric, c.segment): float(c.difference)
-            for c in report.comparisons
-            if c.difference is not None
-        }
-        plan = plan_alerts(
-            known, regressed, differences=differences, worsen_by=rules.min_drop, recover_within=rules.min_drop / 2
-        )
-        if plan.tells_on_call:
-            warehouse.alerts.save_open_regressions(RUBRIC, VERSION, plan.open_after(known, current_end))
+        plan = planned.plan
         log.info("compared %s: new %s, worsening %s, recovered %s", day, plan.new, plan.worsening, plan.recovered)
 
 

@@ -8,6 +8,8 @@
 - ``judgeflow deploy init``: set up a deployment (migrate, pool, connections, warehouse role and
   tables), idempotently; what ``docker compose`` and the stack test run.
 - ``judgeflow db upgrade | sql | current``: judgeflow's tables under migrations (``judgeflow.storage.db_commands``).
+- ``judgeflow alerts accept | open``: accept a lasting level shift as the new normal, list what is open
+  (``judgeflow.storage.alert_commands``).
 
 The development commands (demo, emulator, benchmarks, the stack test) are ``judgeflow-dev``, from
 the dev kit, which the production image does not install.
@@ -19,6 +21,7 @@ import argparse
 import datetime as dt
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from judgeflow.config import default_settings_path
 
@@ -41,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     rollup.add_argument("--version", required=True, help="rubric version key, as in judge_scores")
     rollup.add_argument("--start", type=dt.date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
     rollup.add_argument("--end", type=dt.date.fromisoformat, required=True, help="day after the last, YYYY-MM-DD")
-    from judgeflow.storage import db_commands
+    from judgeflow.storage import alert_commands, db_commands
 
     db_commands.add_parser(commands)
+    alert_commands.add_parser(commands)
     args, rest = parser.parse_known_args(argv)
     if args.command == "deploy":
         return _deploy(rest)
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return _db(args)
+    if args.command == "alerts":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return _alerts(args)
     if args.command != "rollup":
         from judgeflow.rubrics import commands as rubric_commands
 
@@ -79,15 +87,27 @@ def _deploy(argv: list[str]) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
+    from judgeflow.storage import db_commands
+
+    return _reporting_errors(f"judgeflow db {args.db_command}", db_commands.run, args)
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from judgeflow.storage import alert_commands
+
+    return _reporting_errors(f"judgeflow alerts {args.alerts_command}", alert_commands.run, args)
+
+
+def _reporting_errors(command: str, run: Any, args: argparse.Namespace) -> int:
+    """Run a subcommand; a judgeflow error is one line on stderr naming the command, and exit status 2."""
     import sys
 
     from judgeflow.errors import JudgeflowError
-    from judgeflow.storage import db_commands
 
     try:
-        return db_commands.run(args)
+        return int(run(args))
     except JudgeflowError as exc:
-        print(f"judgeflow db {args.db_command}: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -7,6 +7,7 @@ Unknown keys are refused, so a typo fails fast with the key's name instead of be
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,6 +118,14 @@ class AlertConfig(_Frozen):
     )
     power: float = Field(0.8, gt=0, lt=1, description="for the smallest drop each comparison could detect")
     max_judge_error_rate: float = Field(0.05, ge=0, le=1, description="health: share of responses the judge failed")
+    open_after_days: int = Field(
+        2, ge=1, description="days running a drop must be found before on-call hears (1: page on the first day)"
+    )
+    recover_within: float = Field(
+        0.1, ge=0, description="back within this of the frozen reference (rubric's scale) counts as back"
+    )
+    recover_days: int = Field(2, ge=1, description="days running back before a regression is recovered")
+    remind_every_days: int = Field(7, ge=0, description="remind on-call of a regression still open; 0: never")
     report_folder: str = Field("../.judgeflow/reports", description="local path or object storage URL")
     report_base_url: str = Field("", description="where people open report_folder; empty = its own URL")
     airflow_base_url: str = "http://localhost:8080"
@@ -290,6 +299,8 @@ class RunParams(_Frozen):
     rescore: bool = False
     mode: Literal["realtime", "batch"] | None = None
     dry_run: bool = False
+    backfill_from: dt.date | None = Field(None, description="first day of the backfill this run is part of")
+    backfill_until: dt.date | None = Field(None, description="last day of it: that day's run sends the digest")
 
     @model_validator(mode="before")
     @classmethod

@@ -85,7 +85,8 @@ def test_defaults_owner_retries_and_failure_notifier(bag, dag_id: str, owner: st
 
 def test_params_for_manual_runs(bag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
     params = bag.dags[dag_id].params
-    assert set(params.keys()) == {"rubric", "limit", "rescore", "mode", "dry_run"}
+    assert set(params.keys()) == {"rubric", "limit", "rescore", "mode", "dry_run", "backfill_from", "backfill_until"}
+    assert params["backfill_until"] is None, "a run is not part of a backfill unless its conf says so"
     assert params["dry_run"] is False, "a run judges unless it is asked only to price"
     assert params["rescore"] is False
     assert params["limit"] is None

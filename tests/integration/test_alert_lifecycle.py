@@ -22,6 +22,14 @@ from tests.support.warehouse_checks import count
 
 DAY = dt.timedelta(days=1)
 FIRST_BAD_DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+# One bad day pages and one good day recovers here (the defaults wait two of each: test_alert_timeline.py).
+ONE_DAY_RULES = {
+    "min_samples": 20,
+    "min_rolling_average": 1.0,
+    "open_after_days": 1,
+    "recover_days": 1,
+    "max_pool_days": 1,
+}
 
 
 def day_of_rows(start: dt.datetime, first_id: int, *, drop: bool) -> Any:
@@ -42,7 +50,7 @@ def test_drop_alerts_once_then_recovers(tmp_path: Path, airflow_db: Path, monkey
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + 2 * DAY, 22_000, drop=False))
     # the lifecycle of one regression on unpooled days (pooling: test_segment_drop.py)
-    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0, "max_pool_days": 1})
+    settings = write_settings(tmp_path, alerts=ONE_DAY_RULES)
     deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 
@@ -85,7 +93,7 @@ def test_slack_down_keeps_the_alert_for_the_next_run(
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY, 20_000, drop=True))
     seed_warehouse(engine, day_of_rows(FIRST_BAD_DAY + DAY, 21_000, drop=True))
     # the lifecycle of one regression on unpooled days (pooling: test_segment_drop.py)
-    settings = write_settings(tmp_path, alerts={"min_samples": 20, "min_rolling_average": 1.0, "max_pool_days": 1})
+    settings = write_settings(tmp_path, alerts=ONE_DAY_RULES)
     deploy(monkeypatch, settings)
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", sqlite_connection(warehouse))
 

@@ -169,6 +169,16 @@ def test_view_is_refused_without_a_token(api_server: str) -> None:
     assert forged.status_code == 403
 
 
+def test_accepting_a_regression_needs_a_signed_in_editor_of_the_dag(api_server: str) -> None:
+    route = f"{api_server}/judgeflow/alerts/accept"
+    body = {"rubric": "helpfulness", "regression": "no such drop", "reason": "checking the route"}
+    assert httpx.post(route, params={"dag_id": "llm_judge_daily"}, json=body, timeout=30).status_code == 401
+    headers = {"Authorization": f"Bearer {_token(api_server)}"}
+    answer = httpx.post(route, params={"dag_id": "llm_judge_daily"}, json=body, headers=headers, timeout=60)
+    assert answer.status_code == 404, answer.text  # an admin may; nothing of that name is open
+    assert "no open regression 'no such drop' in judge_alert_state" in answer.json()["detail"]
+
+
 def test_json_endpoints_for_bi_tools(api_server: str) -> None:
     headers = {"Authorization": f"Bearer {_token(api_server)}"}
 

@@ -101,6 +101,7 @@ def ensure_tables(report: InitReport, engine: Engine, settings: Settings) -> Non
 def judgeflow_tables(engine: Engine, settings: Settings) -> tuple[list[str], list[tuple[str, str]]]:
     """judgeflow's tables that exist, and (table, column) of their serial ids."""
     from judgeflow.storage.schema import (
+        alert_history_table,
         alert_tables,
         calibration_tables,
         daily_scores_table,
@@ -113,6 +114,7 @@ def judgeflow_tables(engine: Engine, settings: Settings) -> tuple[list[str], lis
         *judge_tables(metadata, Integer()),
         message_batches_table(metadata),
         *alert_tables(metadata),
+        alert_history_table(metadata),
         daily_scores_table(metadata),
         *calibration_tables(metadata),
     ]

@@ -19,6 +19,13 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from judgeflow.quality.alert_state import AlertPlan, regression_key
+from judgeflow.quality.alert_text import (
+    historical_note,
+    judged_interval,
+    recovered_lines,
+    reference_lines,
+    reminder_lines,
+)
 from judgeflow.quality.redaction import redact
 from judgeflow.quality.regression import MetricComparison, RegressionReport
 
@@ -88,6 +95,10 @@ class AlertContext:
     """The run's HTML report (distributions and per-segment differences), linked from the message."""
     sample_rate: float = 1.0
     """The suite's sampling rate: every n above counts judged responses, a sample when this is under 1."""
+    historical: bool = False
+    """The run is not for the newest interval judged so far (a rerun, a clear, a backfill): never pages."""
+    newest_end: dt.datetime | None = None
+    """The end of the newest interval judged so far, named by a historical text."""
 
     @property
     def sampled(self) -> str:
@@ -120,7 +131,7 @@ def decide_alert(ctx: AlertContext) -> AlertDecision:
     The three are independent: each one that holds adds its reason, so the message says all of them.
     """
     reasons: list[str] = []
-    announce = None if ctx.plan is None else {*ctx.plan.new, *ctx.plan.worsening}
+    announce = None if ctx.plan is None else ctx.plan.announced
     if _below_threshold(ctx) and (announce is None or ROLLING_AVERAGE_KEY in announce):
         reasons.append(
             f"rolling average {ctx.rolling_average:.2f} is below the threshold {ctx.threshold:.2f} "
@@ -133,8 +144,11 @@ def decide_alert(ctx: AlertContext) -> AlertDecision:
             "significant regression in "
             + ", ".join(f"{k} (worse since the last alert)" if k in worse else k for k in regressed)
         )
-    if ctx.plan is not None and ctx.plan.recovered:
-        reasons.append("recovered: " + ", ".join(ctx.plan.recovered))
+    if ctx.plan is not None:
+        reasons.extend(reference_lines(ctx.plan))
+        reasons.extend(reminder_lines(ctx.plan, rubric=ctx.rubric_name))
+        if ctx.plan.recovered:
+            reasons.append("recovered: " + ", ".join(recovered_lines(ctx.plan)))
     if _judge_unhealthy(ctx):
         reasons.append(
             f"judge errors: {ctx.judge_errors} of {ctx.extracted} responses ({ctx.error_rate:.1%}) "
@@ -142,6 +156,8 @@ def decide_alert(ctx: AlertContext) -> AlertDecision:
         )
     if ctx.left_for_budget > 0:
         reasons.append(f"budget cap reached: {ctx.left_for_budget} responses left unscored for the next run")
+    if ctx.historical and reasons:
+        reasons.insert(0, historical_note(ctx.newest_end))
     return AlertDecision(should_alert=bool(reasons), reasons=tuple(reasons))
 
 
@@ -271,29 +287,6 @@ def _regression_keys(ctx: AlertContext) -> list[str]:
     return [regression_key(c.metric, getattr(c, "segment", None)) for c in ctx.report.regressions]
 
 
-def quality_findings(ctx: AlertContext) -> dict[str, float]:
-    """Today's quality problems, keyed for the alert state: regressions and a low rolling average."""
-    found = {
-        regression_key(c.metric, getattr(c, "segment", None)): float(c.difference or 0.0)
-        for c in ctx.report.regressions
-    }
-    if _below_threshold(ctx) and ctx.rolling_average is not None:
-        found[ROLLING_AVERAGE_KEY] = ctx.rolling_average - ctx.threshold
-    return found
-
-
-def quality_differences(ctx: AlertContext) -> dict[str, float]:
-    """Today's difference for every comparison with one, significant or not (for recovery)."""
-    found = {
-        regression_key(c.metric, getattr(c, "segment", None)): float(c.difference)
-        for c in ctx.report.comparisons
-        if c.difference is not None
-    }
-    if ctx.rolling_average is not None:
-        found[ROLLING_AVERAGE_KEY] = ctx.rolling_average - ctx.threshold
-    return found
-
-
 def _below_threshold(ctx: AlertContext) -> bool:
     return ctx.rolling_average is not None and ctx.rolling_average < ctx.threshold
 
@@ -303,14 +296,22 @@ def _judge_unhealthy(ctx: AlertContext) -> bool:
 
 
 def _headline(ctx: AlertContext) -> str:
+    """What happened, to which rubric, for which judged interval (and whether that is history)."""
+    day = judged_interval(ctx.interval_start, ctx.interval_end)
+    return f"{_what(ctx)}, {day}" + (" (historical)" if ctx.historical else "")
+
+
+def _what(ctx: AlertContext) -> str:
     rubric = f"{ctx.rubric_name} (v{ctx.rubric_version})"
-    announce = None if ctx.plan is None else {*ctx.plan.new, *ctx.plan.worsening}
+    announce = None if ctx.plan is None else ctx.plan.announced
     if (_below_threshold(ctx) or ctx.report.has_regression) and (announce is None or announce):
         return f"judgeflow: quality drop in {rubric}"
     if _judge_unhealthy(ctx):
         return f"judgeflow: judge errors in {rubric}"
     if ctx.left_for_budget > 0:
         return f"judgeflow: budget reached in {rubric}"
+    if ctx.plan is not None and ctx.plan.reminders:
+        return f"judgeflow: {rubric} still down"
     if ctx.plan is not None and ctx.plan.recovered:
         return f"judgeflow: {rubric} recovered"
     return f"judgeflow: {rubric} looks fine"

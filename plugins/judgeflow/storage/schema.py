@@ -139,8 +139,47 @@ def alert_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("regression", String(300), primary_key=True),
         Column("difference", double(), nullable=False),
         Column("opened_at", timestamp(), nullable=False),
+        *alert_reference_columns(),
     )
     return comparisons, alert_state
+
+
+def alert_reference_columns() -> list[Column[Any]]:
+    """``judge_alert_state``'s columns of migration 0003, all nullable (a row from before has none):
+    the reference a regression was found against, frozen when it was first seen, and its lifecycle."""
+    return [
+        Column("status", String(16)),  # pending (seen, not yet confirmed) or open; NULL: open (before 0003)
+        Column("reference_mean", double()),  # the baseline's mean when the regression was first seen
+        Column("reference_low", double()),  # its 95% interval
+        Column("reference_high", double()),
+        Column("reference_n", Integer),
+        Column("reference_start", timestamp()),  # the baseline window it was found against
+        Column("reference_end", timestamp()),  # = the start of the first day found down
+        Column("last_told_at", timestamp()),  # interval end of the run that last told on-call
+        Column("back_days", Integer),  # days running back within alerts.recover_within of the reference
+        Column("moved_for", timestamp()),  # interval end of the newest run that moved this row (reruns skip)
+        Column("seen_days", Integer),  # days running found down (pending until alerts.open_after_days)
+    ]
+
+
+def alert_history_table(metadata: MetaData) -> Table:
+    """Regressions that closed, recovered or accepted (migration 0003): later baselines leave out the
+    days of a recovered one, and start no earlier than the first day of an accepted one."""
+    return Table(
+        "judge_alert_history",
+        metadata,
+        Column("rubric_name", String(64), primary_key=True),
+        Column("rubric_version", String(64), primary_key=True),
+        Column("regression", String(300), primary_key=True),
+        Column("started_at", timestamp(), primary_key=True),  # the first day found down (its start)
+        Column("ended_at", timestamp(), nullable=False),  # end of the last day down, or when accepted
+        Column("outcome", String(16), nullable=False),  # recovered | accepted
+        Column("reference_mean", double()),
+        Column("difference", double()),  # against the reference, when it closed
+        Column("accepted_by", String(200)),
+        Column("accepted_at", timestamp()),
+        Column("reason", long_text()),
+    )
 
 
 def calibration_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -291,6 +330,7 @@ def all_tables(metadata: MetaData, id_type: Any) -> list[Table]:
         message_batches_table(metadata),
         comparisons,
         alert_state,
+        alert_history_table(metadata),
         daily_scores_table(metadata),
         calibrations,
         calibration_runs,

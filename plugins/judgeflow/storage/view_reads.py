@@ -200,7 +200,8 @@ class Reader:
     def regressions(self, scope: Scope) -> list[Regression]:
         """Regressions found by recent runs, each with its state for on-call (see :mod:`judgeflow.quality.findings`)."""
         history = self._comparison_history(scope, days=self.settings.ui.regression_days)
-        known = self.warehouse.alerts.open_regressions(scope.rubric_name, scope.rubric_version)
+        watched = self.warehouse.alerts.open_regressions(scope.rubric_name, scope.rubric_version)
+        known = {key: row for key, row in watched.items() if row.is_open}  # pending: on-call has not heard yet
         return recent_regressions(history, known, worsen_by=self.settings.alerts.min_drop)
 
     def _comparison_history(self, scope: Scope, *, days: int) -> list[dict[str, Any]]:

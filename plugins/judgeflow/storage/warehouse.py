@@ -66,6 +66,7 @@ from judgeflow.storage.engine import errors_as, upsert, warehouse_engine
 from judgeflow.storage.message_batches import MessageBatchStore
 from judgeflow.storage.sampling import SampleRule, sample_candidates, scratch_keys
 from judgeflow.storage.schema import (
+    alert_history_table,
     alert_tables,
     daily_scores_table,
     judge_scores_indexes,
@@ -94,10 +95,11 @@ class Warehouse:
         self.items, self.scores, self.criterion_scores, self.errors, self.runs = judge_tables(self.metadata, id_type)
         self.message_batches = message_batches_table(self.metadata)
         self.comparisons, self.alert_state = alert_tables(self.metadata)
+        self.alert_history = alert_history_table(self.metadata)
         self.daily_scores = daily_scores_table(self.metadata)
         judge_scores_indexes(self.scores)
         self.batches = MessageBatchStore(engine, self.message_batches)
-        self.alerts = AlertStore(engine, self.comparisons, self.alert_state)
+        self.alerts = AlertStore(engine, self.comparisons, self.alert_state, self.alert_history, runs=self.runs)
 
     @classmethod
     def from_url(cls, url: str | Engine, source: SourceConfig) -> Warehouse:

@@ -42,6 +42,8 @@ class RunContext:
     interval_start: dt.datetime
     interval_end: dt.datetime
     params: RunParams
+    run_type: str = "manual"
+    """``scheduled``, ``manual``, ``backfill`` or ``asset_triggered`` (Airflow's ``DagRunType`` value)."""
 
     @property
     def run_key(self) -> str:
@@ -67,6 +69,7 @@ class RunContext:
             interval_start=_utc(start),
             interval_end=_utc(end),
             params=parse_run_params(dict(context.get("params") or {})),
+            run_type=_run_type(getattr(dag_run, "run_type", None)),
         )
 
 
@@ -187,3 +190,8 @@ def _utc(value: dt.datetime) -> dt.datetime:
     """A plain ``datetime`` in UTC: pendulum's loses its zone in arithmetic, which pandas refuses."""
     aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.fromtimestamp(aware.timestamp(), tz=dt.UTC)
+
+
+def _run_type(value: Any) -> str:
+    """Airflow's ``DagRunType`` as its value (``backfill``, ``manual``, ...); a context without one is manual."""
+    return str(getattr(value, "value", value) or "manual")

@@ -341,15 +341,23 @@ def compare_scores(suite: str, context: Any) -> dict[str, Any]:
 
 
 def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
-    from judgeflow.quality.regression import compare_windows, rolling_average, root_causes
+    """The day against a clean baseline: the days of open (or since recovered) regressions are left out,
+    and an accepted level shift starts it afresh (:mod:`judgeflow.tasks.alerting`)."""
+    from judgeflow.quality.alerts import ROLLING_AVERAGE_KEY
+    from judgeflow.quality.reference import baseline_reach
+    from judgeflow.quality.regression import rolling_average, root_causes
+    from judgeflow.tasks.alerting import compare_day
 
     alerts, run, rate = job.settings.alerts, job.run, job.settings.sampling.rate
-    lookback = max(alerts.baseline_days + alerts.max_pool_days - 1, alerts.rolling_days)
+    store = job.warehouse.alerts
+    excluded, floor = store.baseline_exclusions(rubric.name, rubric.version_key, ignore=[ROLLING_AVERAGE_KEY])
+    watched = store.open_regressions(rubric.name, rubric.version_key)
+    reach, _ = baseline_reach(run.interval_start, baseline_days=alerts.baseline_days, excluded=excluded, floor=floor)
     frame = job.warehouse.scores_frame(
         rubric_name=rubric.name,
         rubric_version=rubric.version_key,
         criteria=rubric.criterion_names,
-        start=run.interval_start - dt.timedelta(days=lookback),
+        start=run.interval_start - dt.timedelta(days=max(reach + alerts.max_pool_days - 1, alerts.rolling_days)),
         end=run.interval_end,
     )
     if job.settings.noise.exclude_unstable:
@@ -357,19 +365,18 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
         log.info("leaving %d unstable verdicts out of the statistics (noise.exclude_unstable)", len(unstable))
         frame = frame[~frame["response_id"].isin(unstable)]
     segments = job.warehouse.segment_names()
-    report = compare_windows(
+    day = compare_day(
         frame,
+        alerts=alerts,
         criteria=rubric.criterion_names,
+        segments=segments,
         current_start=run.interval_start,
         current_end=run.interval_end,
-        baseline_days=alerts.baseline_days,
-        alpha=alerts.alpha,
-        min_samples=alerts.min_samples,
-        min_drop=alerts.min_drop,
-        segment_columns=segments,
-        max_pool_days=alerts.max_pool_days,
-        power=alerts.power,
+        excluded=excluded,
+        floor=floor,
+        unreferenced=[key for key, row in watched.items() if row.reference is None],
     )
+    report = day.report
     pulls = root_causes(frame, current_start=run.interval_start, current_end=run.interval_end, segment_columns=segments)
     average, count = rolling_average(frame, end=run.interval_end, days=alerts.rolling_days)
     rows = report.to_json()["comparisons"]
@@ -384,12 +391,16 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
         ],
     )
     log.info(
-        "rubric %s: rolling %d-day average %s over n=%d scores (sample rate %.0f%%); regressions: %s; root cause: %s",
+        "rubric %s: rolling %d-day average %s over n=%d scores (sample rate %.0f%%); baseline of %d days back, "
+        "left out %d days of regressions%s; regressions: %s; root cause: %s",
         rubric.name,
         alerts.rolling_days,
         average,
         count,
         rate * 100,
+        day.baseline.baseline_days,
+        len(day.baseline.left_out),
+        f", none before the accepted shift of {floor:%Y-%m-%d}" if floor else "",
         [r.label for r in report.regressions],
         "n/a" if report.root_cause is None else report.root_cause.text,
     )
@@ -400,6 +411,7 @@ def _compare(job: Job, rubric: Rubric) -> dict[str, Any]:
         "sample_rate": rate,
         "pulls": [p.to_json() for p in pulls if p.pull < 0][:3],
         "report_url": _write_report(job, rubric, frame, report, pulls),
+        **day.to_json(),
     }
 
 
@@ -478,44 +490,119 @@ def alert_on_call(suite: str, summary: dict[str, Any], comparison: dict[str, Any
     """Post to the suite's Slack channel when quality or judge health needs a person, one message
     per rubric; Slack trouble never fails the run.
 
-    A regression on-call already heard about stays quiet until it worsens or recovers. What on-call
-    knows is saved only after Slack took the message, so an outage never swallows an alert."""
+    Only the newest interval judged so far pages and moves what on-call knows; a past interval's run
+    logs what it would have said, and a backfill's last run sends one digest
+    (:mod:`judgeflow.tasks.alerting`). What on-call knows is saved only after Slack took the message,
+    so an outage never swallows an alert."""
     with Job.open(suite, context) as job:
         return {r.name: _alert(job, r, summary["rubrics"][r.name], comparison[r.name]) for r in job.rubrics}
 
 
 def _alert(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[str, Any]) -> dict[str, Any]:
-    from judgeflow.quality.alert_state import plan_alerts
-    from judgeflow.quality.alerts import (
-        build_alert_blocks,
-        decide_alert,
-        quality_differences,
-        quality_findings,
-        send_alert,
-    )
+    from judgeflow.quality.alerts import build_alert_blocks, decide_alert, send_alert
+    from judgeflow.tasks.alerting import day_findings, plan_day, remember, rules_of, run_role
 
-    run, alerts = job.run, job.settings.alerts
-    ctx = _alert_context(job, rubric, summary, comparison)
-    known = job.warehouse.alerts.open_regressions(rubric.name, rubric.version_key)
-    plan = plan_alerts(
-        known,
-        quality_findings(ctx),
-        differences=quality_differences(ctx),
-        worsen_by=alerts.min_drop,
-        recover_within=alerts.min_drop / 2,
+    run, store = job.run, job.warehouse.alerts
+    role = run_role(
+        run_type=run.run_type,
+        params=run.params,
+        interval_start=run.interval_start,
+        interval_end=run.interval_end,
+        newest_end=store.newest_interval_end(run.dag_id, rubric.name, rubric.version_key),
     )
+    log.info("%s, interval %s..%s: %s", rubric.name, run.interval_start, run.interval_end, role.describe())
+    ctx = _alert_context(job, rubric, summary, comparison)
+    if not role.latest:
+        return _historical(job, rubric, ctx, role)
+    findings = day_findings(
+        comparison,
+        threshold=job.settings.alerts.min_rolling_average,
+        rolling_days=job.settings.alerts.rolling_days,
+        interval_start=run.interval_start,
+        interval_end=run.interval_end,
+    )
+    day = plan_day(
+        store,
+        rubric_name=rubric.name,
+        rubric_version=rubric.version_key,
+        findings=findings,
+        rules=rules_of(job.settings.alerts),
+        interval_end=run.interval_end,
+    )
+    plan = day.plan
+    if day.counted_already:
+        log.info("%s: this interval already moved the alert state; nothing is sent again", rubric.name)
+        return {"alerted": False, "sent": False, "reasons": [], "ongoing": list(plan.ongoing), "role": "rerun"}
     ctx = dataclasses.replace(ctx, plan=plan)
     decision = decide_alert(ctx)
+
+    def keep() -> None:
+        remember(
+            store, rubric_name=rubric.name, rubric_version=rubric.version_key, plan=plan, interval_end=run.interval_end
+        )
+
     if not decision.should_alert:
-        log.info("%s: no alert, nothing new for on-call (still open: %s)", rubric.name, list(plan.ongoing) or "none")
+        keep()
+        log.info(
+            "%s: no alert, nothing new for on-call (open: %s; pending: %s)",
+            rubric.name,
+            list(plan.ongoing) or "none",
+            list(plan.pending) or "none",
+        )
         return {"alerted": False, "sent": False, "reasons": [], "ongoing": list(plan.ongoing)}
     text, blocks = build_alert_blocks(ctx, decision)
     sent = send_alert(conn_id=job.settings.connections.slack, text=text, blocks=blocks)
     if sent:
-        job.warehouse.alerts.save_open_regressions(
-            rubric.name, rubric.version_key, plan.open_after(known, run.interval_end)
-        )
+        keep()
     return {"alerted": True, "sent": sent, "reasons": list(decision.reasons), "ongoing": list(plan.ongoing)}
+
+
+def _historical(job: Job, rubric: Rubric, ctx: Any, role: Any) -> dict[str, Any]:
+    """A past interval: never pages and leaves the state alone; logs what it found, marked historical.
+    A backfill's last run sends the backfill's one digest."""
+    from judgeflow.quality.alerts import build_alert_blocks, decide_alert, send_alert
+
+    ctx = dataclasses.replace(ctx, historical=True, newest_end=role.newest_end)
+    decision = decide_alert(ctx)
+    if decision.should_alert:
+        text, _ = build_alert_blocks(ctx, decision)
+        log.info("%s: not paged (historical): %s", rubric.name, text)
+    sent = False
+    if role.digest:
+        text, blocks = _digest(job, rubric)
+        log.info("%s: backfill digest: %s", rubric.name, text)
+        sent = send_alert(conn_id=job.settings.connections.slack, text=text, blocks=blocks)
+    return {"alerted": False, "sent": sent, "reasons": list(decision.reasons), "historical": True, "digest": sent}
+
+
+def _digest(job: Job, rubric: Rubric) -> tuple[str, list[dict[str, Any]]]:
+    from urllib.parse import quote
+
+    from judgeflow.quality.alert_text import Digest, digest_message
+    from judgeflow.tasks.alerting import DAY, backfill_days
+
+    run = job.run
+    start, end = backfill_days(run.params, run.interval_start)
+    days = job.warehouse.alerts.judged_days(run.dag_id, rubric.name, rubric.version_key, start=start, end=end)
+    judged = {d.interval_start for d in days}
+    wanted = [start + i * DAY for i in range((end - start).days)]
+    regressions: dict[str, list[dt.datetime]] = {}
+    for d in days:
+        for key in d.regressions:
+            regressions.setdefault(key, []).append(d.interval_start)
+    base = job.settings.alerts.airflow_base_url.rstrip("/")
+    return digest_message(
+        Digest(
+            dag_id=run.dag_id,
+            rubric=f"{rubric.name} (v{rubric.version_key})",
+            days=sorted(judged),
+            missing=[d for d in wanted if d not in judged],
+            regressions=regressions,
+            link=f"{base}/dags/{quote(run.dag_id, safe='')}/runs",
+            first=start,
+            last=end - DAY,
+        )
+    )
 
 
 def _alert_context(job: Job, rubric: Rubric, summary: dict[str, Any], comparison: dict[str, Any]) -> Any:

@@ -13,17 +13,20 @@ api-server's event loop.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from judgeflow.errors import JudgeflowError
+from judgeflow.errors import ConfigError, JudgeflowError
 from judgeflow.quality import charts
 from judgeflow.storage.view_reads import Reader, Scope, Status
 from judgeflow.ui import pages, review
@@ -33,15 +36,23 @@ WEEK_LABELS = ("last week", "this week")
 
 
 def create_app() -> FastAPI:
-    """The app the plugin mounts: the warehouse from the ``judge_warehouse`` connection, behind Airflow's auth."""
+    """The app the plugin mounts: the warehouse from the ``judge_warehouse`` connection, behind Airflow's auth.
+
+    Accepting a regression changes what on-call is told, so it needs more than seeing the UI: edit
+    rights (``PUT``) on the DAG named by the request's ``dag_id``, as Airflow's own API asks to clear
+    or mark its runs."""
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-    from airflow.api_fastapi.core_api.security import requires_access_view
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag, requires_access_view
+
+    def user_name(user: Any = Depends(get_user)) -> str:
+        return str(user.get_name())
 
     reader = _LazyReader()
     return build_app(
         reader,
         dependencies=[Depends(requires_access_view(AccessView.WEBSITE))],
         reviewer=_airflow_reviewer(reader),
+        editor=Editor(guard=[Depends(requires_access_dag(method="PUT"))], user=user_name),
     )
 
 
@@ -70,11 +81,24 @@ def _suite_dag_id() -> str:
     return load_suite(default_settings_path()).dag_id
 
 
+@dataclass(frozen=True)
+class Editor:
+    """What a changing route needs: its guard (dependencies) and who the caller is (a dependency giving a name)."""
+
+    guard: Sequence[Any]
+    user: Callable[..., str]
+
+
 def build_app(
-    reader: Callable[[], Reader], *, dependencies: Sequence[Any], reviewer: Callable[..., Reviewer] = nobody
+    reader: Callable[[], Reader],
+    *,
+    dependencies: Sequence[Any],
+    reviewer: Callable[..., Reviewer] = nobody,
+    editor: Editor | None = None,
 ) -> FastAPI:
-    """The routes over any reader; ``dependencies`` guard every route (the benchmark passes none), and
-    ``reviewer`` says who is asking on the review page (nobody who may label, by default)."""
+    """The routes over any reader; ``dependencies`` guard every route (the benchmark passes none).
+    ``reviewer`` says who is asking on the review page (nobody who may label, by default); the one
+    route that changes what on-call is told, ``POST /alerts/accept``, exists only with an ``editor``."""
     app = FastAPI(title="judgeflow", dependencies=list(dependencies), docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(JudgeflowError)
@@ -85,7 +109,41 @@ def build_app(
     review.routes(app, reader, reviewer)
     _charts(app, reader)
     _api(app, reader)
+    if editor is not None:
+        _accept(app, reader, editor)
     return app
+
+
+class AcceptRequest(BaseModel):
+    """``judgeflow alerts accept`` from the view: the rubric, what dropped, why (the DAG is ``?dag_id=``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rubric: str
+    regression: str
+    reason: str = Field(min_length=3)
+    version: str | None = None
+
+
+def _accept(app: FastAPI, reader: Callable[[], Reader], editor: Editor) -> None:
+    from judgeflow.storage.alert_commands import describe_acceptance, regression_name
+
+    @app.post("/alerts/accept", dependencies=list(editor.guard))
+    def accept(dag_id: str, body: AcceptRequest, user: str = Depends(editor.user)) -> JSONResponse:
+        """Accept an open regression as the new normal, as the signed-in user (the DAG's editors only)."""
+        try:
+            done = reader().warehouse.alerts.accept(
+                body.rubric,
+                body.version,
+                regression_name(body.regression),
+                by=user,
+                reason=body.reason,
+                at=dt.datetime.now(dt.UTC),
+            )
+        except ConfigError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return JSONResponse(
+            jsonable_encoder({"dag_id": dag_id, "accepted": vars_of(done), "message": describe_acceptance(done)})
+        )
 
 
 def _scope(reader: Reader, request: Request) -> Scope | None:

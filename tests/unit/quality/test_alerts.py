@@ -152,10 +152,10 @@ def test_message_carries_the_numbers_the_regressions_and_the_run_link() -> None:
 
     text, blocks = build_alert_blocks(ctx, decide_alert(ctx))
 
-    assert text.startswith("judgeflow: quality drop in helpfulness (v3): rolling average 2.80")
+    assert text.startswith("judgeflow: quality drop in helpfulness (v3), 2025-03-08: rolling average 2.80")
     assert blocks[0] == {
         "type": "header",
-        "text": {"type": "plain_text", "text": "judgeflow: quality drop in helpfulness (v3)"},
+        "text": {"type": "plain_text", "text": "judgeflow: quality drop in helpfulness (v3), 2025-03-08"},
     }
     rendered = repr(blocks)
     for expected in [
@@ -175,7 +175,22 @@ def test_judge_health_alone_gets_its_own_headline() -> None:
 
     _, blocks = build_alert_blocks(ctx, decide_alert(ctx))
 
-    assert blocks[0]["text"]["text"] == "judgeflow: judge errors in helpfulness (v3)"
+    assert blocks[0]["text"]["text"] == "judgeflow: judge errors in helpfulness (v3), 2025-03-08"
+
+
+def test_a_historical_run_says_so_and_names_its_interval() -> None:
+    newest = dt.datetime(2025, 3, 20, tzinfo=dt.UTC)
+    ctx = dataclasses.replace(context(rolling_average=2.8, report=REGRESSED), historical=True, newest_end=newest)
+
+    decision = decide_alert(ctx)
+    text, blocks = build_alert_blocks(ctx, decision)
+
+    assert blocks[0]["text"]["text"] == "judgeflow: quality drop in helpfulness (v3), 2025-03-08 (historical)"
+    assert decision.reasons[0] == (
+        "historical: not the latest interval (the newest judged so far ends 2025-03-20 00:00 UTC); "
+        "on-call is not paged for it"
+    )
+    assert "(historical)" in text
 
 
 def test_long_texts_are_cut_to_slack_limits() -> None:

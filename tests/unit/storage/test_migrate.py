@@ -70,7 +70,10 @@ def test_head_creates_exactly_the_tables_the_code_defines(engine: Engine) -> Non
 def test_upgrade_is_idempotent_and_keeps_rows(engine: Engine) -> None:
     migrate.upgrade(engine, id_type=Integer())
     with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO judge_alert_state VALUES ('r', 'v', 'overall', -0.5, '2026-11-01')")
+        conn.exec_driver_sql(
+            "INSERT INTO judge_alert_state (rubric_name, rubric_version, regression, difference, opened_at) "
+            "VALUES ('r', 'v', 'overall', -0.5, '2026-11-01')"
+        )
 
     assert migrate.upgrade(engine, id_type=None) == (migrate.head(), migrate.head())
     with engine.connect() as conn:

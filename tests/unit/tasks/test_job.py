@@ -21,7 +21,7 @@ END = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 def context(run_id: str = "manual__1", **extra: Any) -> dict[str, Any]:
-    dag_run = SimpleNamespace(dag_id="llm_judge_daily", run_id=run_id, run_after=END)
+    dag_run = SimpleNamespace(dag_id="llm_judge_daily", run_id=run_id, run_after=END, run_type="scheduled")
     return {"dag_run": dag_run, "params": {}, **extra}
 
 

@@ -74,7 +74,10 @@ def test_the_factory_builds_the_guarded_app_with_every_route_on_first_request() 
         "/api/responses/lowest",
         "/api/health",
         "/api/rubrics",
+        "/alerts/accept",
     }
+    accepting = TestClient(lazy).post("/alerts/accept", params={"dag_id": "x"}, json={})
+    assert accepting.status_code == 401, "the one changing route is guarded too"
 
 
 def test_no_schema_or_docs_route_answers_without_authentication() -> None:

@@ -1,7 +1,7 @@
 """judge_noise, judge_noise_daily and judge_human_labels: the judge's noise and people's labels.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-30
 
 New tables only, so an upgrade keeps every existing row; a table a DBA already created is left as
@@ -18,7 +18,7 @@ from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, String, 
 from judgeflow.storage.dialects import HAS_INDEXES, double, json_type, long_text, timestamp
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
