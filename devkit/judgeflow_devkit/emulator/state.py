@@ -135,7 +135,7 @@ class EmulatorState:
                 malformation=admission.malformation,
                 obey_injections=self.config.obey_injections,
             )
-            self.stats.usage(reply)
+            self.stats.usage(reply, request.model)
         return reply.body
 
     def judge_at(self, body: Any, at: float) -> dict[str, Any]:
@@ -150,7 +150,9 @@ class EmulatorState:
                 arrived_at=at,
                 now=at,
             )
-        return build_reply(request, cache=cache, obey_injections=self.config.obey_injections).body
+            reply = build_reply(request, cache=cache, obey_injections=self.config.obey_injections)
+            self.stats.bill(reply, request.model, batch=True)
+        return reply.body
 
     def ratelimit_headers(self) -> dict[str, str]:
         with self._lock:

@@ -23,6 +23,7 @@ from judgeflow.judging.judge_call import usage_of
 from judgeflow.judging.outcomes import OutcomeRecorder, response_key
 from judgeflow.judging.pricing import cost_usd
 from judgeflow.judging.prompt import build_request
+from judgeflow.judging.prompt_cache import CacheMinimumWatch
 from judgeflow.judging.verdict import parse_verdict
 from judgeflow.judging.verdict_cache import VerdictCache
 from judgeflow.records import ErrorKind, ErrorRecord, ResponseItem, ScoreRecord, Usage, Verdict
@@ -92,6 +93,7 @@ class BatchJudge:
         self._settings = settings
         self._price: ModelPrice = settings.price_for(rubric.model)
         self._outcomes = OutcomeRecorder(rubric, dag_run_id, settings.judge.max_response_chars, now)
+        self.cache_watch = CacheMinimumWatch(rubric.model)
 
     def key(self, item: ResponseItem) -> str | None:
         return response_key(self._rubric, item)
@@ -115,6 +117,7 @@ class BatchJudge:
                         item,
                         max_response_chars=self._settings.judge.max_response_chars,
                         max_output_tokens=self._settings.judge.max_output_tokens,
+                        cache_ttl=self._settings.judge.cache_ttl,
                     ).params
                     prepared.requests.append({"custom_id": custom_id_for(key), "params": params})
         return prepared
@@ -137,6 +140,7 @@ class BatchJudge:
             parsed = parse_verdict(list(outcome.message.content), self._rubric)
             if isinstance(parsed, Verdict):
                 verdicts[result.custom_id] = (parsed, usage_of(outcome.message))
+                self.cache_watch.observe(verdicts[result.custom_id][1])
             else:
                 failed[result.custom_id] = "malformed_verdict"
         collected = Collected()
