@@ -170,9 +170,12 @@ def migrate_main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     def run(suite: Suite, rubric: Rubric, warehouse: Warehouse) -> int:
-        settings = suite.settings
-        with airflow_connection(settings.connections.anthropic):
-            return _migrate(args, suite, rubric, warehouse)
+        try:
+            with airflow_connection(suite.settings.connections.anthropic):
+                return _migrate(args, suite, rubric, warehouse)
+        except JudgeflowError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     return _with_warehouse(args, run)
 

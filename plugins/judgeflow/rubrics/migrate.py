@@ -124,7 +124,7 @@ def estimate_migration(
         calibration = estimate_cost(
             sizes, plan.candidate, settings, mode="realtime", output_tokens_per_request=current_out * ratio
         )
-        parts.append((f"calibration on {golden.path.name}", calibration))
+        parts.append((f"calibration on {golden.path.name} (none if a fresh one exists)", calibration))
     return MigrationEstimate(tuple(parts))
 
 
