@@ -16,16 +16,12 @@ from judgeflow_devkit.emulator import EmulatorConfig, EmulatorServer
 from judgeflow_devkit.emulator.billing import bill_usd, price_of
 from judgeflow_devkit.emulator.prompt_cache import CacheUsage
 from judgeflow_devkit.emulator.tokens import count_tokens, tokenizer_factor
-from tests.unit.devkit.emulator.test_server import client_for, tool_params, user_turn
+from tests.unit.devkit.emulator.test_server import _no_proxy, client_for, tool_params, user_turn
+
+__all__ = ["_no_proxy"]  # the autouse fixture: the SDK would otherwise go through a proxy
 
 HAIKU_55 = "claude-haiku-5-5"
 SYSTEM = "Rubric: score accuracy, tone and completeness. " * 400  # ~4,800 tokens for Haiku 4.5
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
