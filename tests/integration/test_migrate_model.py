@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine
@@ -53,7 +54,9 @@ class Env:
             return int(conn.exec_driver_sql(query, (model,)).scalar_one())
 
 
-def start_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: EmulatorConfig) -> Iterator[Env]:
+def start_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: EmulatorConfig, **sections: Any
+) -> Iterator[Env]:
     today = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), dt.UTC)
     warehouse = tmp_path / "warehouse.sqlite"
     url = f"sqlite:///{warehouse}"
@@ -65,6 +68,7 @@ def start_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: EmulatorC
         tmp_path,
         rubric_dir=str(rubric_dir),
         calibration={"golden_dir": str(ROOT / "include" / "golden"), "bootstrap_resamples": 200},
+        **sections,
     )
     monkeypatch.delenv("AIRFLOW_CONN_JUDGE_CACHE", raising=False)
     with EmulatorServer(config) as emulator:
@@ -145,3 +149,15 @@ def test_a_refused_gate_keeps_the_model_and_shadows_nothing(
         assert env.scored(NEW_MODEL) == 0, "no shadow run after a refusal"
         rubric_file = env.rubric_dir / "helpfulness.yaml"
         assert f"model: {OLD_MODEL}" in rubric_file.read_text(encoding="utf-8"), "--apply wrote nothing"
+
+
+def test_a_migration_priced_over_the_backfill_cap_is_refused_before_spending(
+    tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capped = {"max_backfill_cost_usd": 0.001}  # a week of 140 responses for both models costs cents
+    for env in start_env(tmp_path, monkeypatch, EmulatorConfig(latency_median_s=0.0), budget=capped):
+        assert env.migrate() == 2
+        captured = capsys.readouterr()
+        assert "over budget.max_backfill_cost_usd" in captured.err
+        assert printed_estimate(captured.out) > 0.001
+        assert env.emulator.stats()["requests_total"] == 0, "refused before the gate or the shadow run spent anything"
