@@ -149,7 +149,7 @@ def test_the_cache_minimum_is_learned_from_usage_and_said_once(caplog: pytest.Lo
     with caplog.at_level("WARNING", logger="judgeflow.judging.prompt_cache"):
         for _ in range(UNCACHED_REPLIES_BEFORE_WARNING + 5):
             watch.observe(usage())
-    warnings = [r.getMessage() for r in caplog.records]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.prompt_cache"]
     assert len(warnings) == 1, "once per task, however many replies follow"
     assert "below the model's minimum" in warnings[0] and "claude-haiku-5-5" in warnings[0]
 
@@ -219,5 +219,5 @@ def test_a_prefix_below_the_emulators_minimum_is_logged_by_a_real_task(
 
         asyncio.run(judge())
         assert emulator.stats()["cache_creation_tokens_total"] == 0
-    warnings = [r.getMessage() for r in caplog.records]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.prompt_cache"]
     assert len(warnings) == 1 and "claude-haiku-5-5" in warnings[0]
