@@ -23,7 +23,6 @@ from judgeflow.judging.judge_call import usage_of
 from judgeflow.judging.outcomes import OutcomeRecorder, response_key
 from judgeflow.judging.pricing import cost_usd
 from judgeflow.judging.prompt import build_request
-from judgeflow.judging.prompt_cache import CacheMinimumWatch
 from judgeflow.judging.verdict import parse_verdict
 from judgeflow.judging.verdict_cache import VerdictCache
 from judgeflow.records import ErrorKind, ErrorRecord, ResponseItem, ScoreRecord, Usage, Verdict
@@ -95,7 +94,6 @@ class BatchJudge:
         self._settings = settings
         self._price: ModelPrice = settings.price_for(rubric.model)
         self._outcomes = OutcomeRecorder(rubric, dag_run_id, settings.judge.max_response_chars, now)
-        self.cache_watch = CacheMinimumWatch(rubric.model)
 
     def key(self, item: ResponseItem) -> str | None:
         return response_key(self._rubric, item)
@@ -146,7 +144,6 @@ class BatchJudge:
             parsed = parse_verdict(list(outcome.message.content), self._rubric)
             if isinstance(parsed, Verdict):
                 verdicts[result.custom_id] = (parsed, usage_of(outcome.message))
-                self.cache_watch.observe(verdicts[result.custom_id][1])
             else:
                 failed[result.custom_id] = "malformed_verdict"
         collected = Collected()

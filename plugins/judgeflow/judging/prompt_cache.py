@@ -135,7 +135,9 @@ class CacheMinimumWatch:
     or reads it; when replies keep showing neither, the API skipped caching because the prefix is
     below the model's minimum (the API says nothing else). One per task: it logs once, with the
     estimated prefix, so a model with a larger minimum than assumed (Haiku 5.5's is not published)
-    shows up in the task log instead of only on the bill."""
+    shows up in the task log instead of only on the bill. Realtime calls only: inside a Message
+    Batch the API caches on a best-effort basis, so a batch result without cache traffic proves
+    nothing about the minimum."""
 
     def __init__(self, model: str, *, prefix_tokens: int | None = None) -> None:
         self.model = model
