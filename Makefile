@@ -55,7 +55,7 @@ clean:
 bench: $(BIN)/.installed  ## throughput at the emulator's rate limit vs a 10-thread baseline (N=5000; N=... to change)
 	$(BIN)/judgeflow-dev bench --n $(or $(N),5000)
 
-bench-cost: $(BIN)/.installed  ## dollars per 1,000 responses: usual vs realtime and batch with caching
+bench-cost: $(BIN)/.installed  ## dollars per 1,000 responses, Haiku 4.5 and 5.5: usual vs realtime and batch with caching
 	$(BIN)/judgeflow-dev bench-cost
 
 bench-ui: $(BIN)/.installed  ## the UI view's page, chart and JSON times at 10k, 100k and 1M scores in PostgreSQL

@@ -4,6 +4,8 @@
 - ``judgeflow compare-versions``: old rubric version against new, after a backfill;
 - ``judgeflow calibrate``: judge a rubric's golden set now, print the agreement table, store it;
 - ``judgeflow golden export``: append the responses people reviewed in the view to the rubric's golden set;
+- ``judgeflow migrate-model``: move a rubric to another judge model: price, calibration gate, shadow
+  run, comparison, recommendation (``judgeflow.rubrics.migrate``);
 - ``judgeflow rollup``: rebuild ``judge_daily_scores`` (the UI view's daily aggregates) for a range of days;
 - ``judgeflow deploy init``: set up a deployment (migrate, pool, connections, warehouse role and
   tables), idempotently; what ``docker compose`` and the stack test run.
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         ("compare-versions", "old rubric version vs new (see --help)"),
         ("calibrate", "agreement of the judge with a golden set (see --help)"),
         ("golden", "`judgeflow golden export`: reviewed responses into the golden set (see --help)"),
+        ("migrate-model", "move a rubric to another judge model, gated by calibration (see --help)"),
         ("deploy", "set up a deployment: `judgeflow deploy init` (see --help)"),
     ):
         commands.add_parser(name, help=help_text, add_help=False)
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "compare-versions": rubric_commands.compare_main,
             "calibrate": rubric_commands.calibrate_main,
             "golden": rubric_commands.golden_main,
+            "migrate-model": rubric_commands.migrate_main,
         }[args.command]
         return run(rest)
     if rest:

@@ -58,6 +58,9 @@ class JudgeConfig(_Frozen):
     backoff_max_s: float = Field(30.0, gt=0)
     max_response_chars: int = Field(60_000, ge=100, description="longer responses are truncated, flagged")
     max_output_tokens: int = Field(1024, ge=64)
+    cache_ttl: Literal["5m", "1h"] = Field(
+        "5m", description="prompt-cache TTL of the rubric's prefix; 1h outlives a Message Batch's spread"
+    )
 
 
 class RateLimitConfig(_Frozen):
@@ -94,6 +97,9 @@ class BatchModeConfig(_Frozen):
     poll_interval_s: float = Field(60.0, gt=0, description="how often the triggerer asks")
     deadline_hours: float = Field(23.0, gt=0, le=24, description="a batch still open then is cancelled")
     max_requests: int = Field(100_000, ge=1, le=100_000, description="per Message Batch; larger ones split")
+    warm_cache: bool = Field(
+        False, description="judge one request live before submitting, so the batch reads the cached prefix"
+    )
 
 
 class CacheConfig(_Frozen):
@@ -170,13 +176,23 @@ class ReviewConfig(_Frozen):
 
 
 class ModelPrice(_Frozen):
-    """US dollars per million tokens."""
+    """US dollars per million tokens, and the model facts a price depends on.
+
+    Cache writes and reads are multiples of the input price: a 5-minute write (the default TTL),
+    a 1-hour write (``ttl: "1h"``), a read. A prompt (input + cache write + cache read tokens) over
+    ``long_context_tokens`` is billed at ``long_context_multiplier`` times every rate.
+    ``tokenizer_factor`` is how many tokens the model's tokenizer makes of a text relative to Haiku
+    4.5's (about 4 characters a token): estimates made from character counts are scaled by it."""
 
     input: float
     output: float
-    cache_write_multiplier: float = 1.25
+    cache_write_multiplier: float = Field(1.25, description="5-minute cache write, times input")
+    cache_write_1h_multiplier: float = Field(2.0, description="1-hour cache write, times input")
     cache_read_multiplier: float = 0.1
     batch_discount: float = 0.5
+    long_context_tokens: int | None = Field(None, ge=1, description="prompts above this cost more")
+    long_context_multiplier: float = Field(1.0, ge=1)
+    tokenizer_factor: float = Field(1.0, gt=0, description="tokens for the same text, relative to Haiku 4.5")
 
 
 class ConnectionIds(_Frozen):
@@ -188,6 +204,10 @@ class ConnectionIds(_Frozen):
 
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0),
+    # $0.125 / $0.20 / $0.01 per MTok for 5-minute writes, 1-hour writes and reads; 5x above 100K tokens
+    "claude-haiku-5-5": ModelPrice(
+        input=0.10, output=0.50, long_context_tokens=100_000, long_context_multiplier=5.0, tokenizer_factor=1.3
+    ),
     "claude-sonnet-4-5": ModelPrice(input=3.0, output=15.0),
     "claude-opus-4-5": ModelPrice(input=5.0, output=25.0),
 }

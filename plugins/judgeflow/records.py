@@ -63,6 +63,8 @@ class Usage:
     output_tokens: int = 0
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    """The part of ``cache_write_tokens`` written with a 1-hour TTL (billed higher than 5 minutes)."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -70,7 +72,13 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every input token of the request, cached or not: what a long-context price tier looks at."""
+        return self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
 
 
 class ErrorKind(StrEnum):

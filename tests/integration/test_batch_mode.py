@@ -238,3 +238,29 @@ def test_a_response_whose_result_never_comes_back_is_judged_again_in_realtime(
     assert 0 < realtime < 40, "only the missing ones were judged again"
     assert count(warehouse, "SELECT COUNT(*) FROM judge_scores WHERE latency_ms > 0") == realtime
     assert run_row(warehouse, result.run_id)["unaccounted"] == 0
+
+
+def test_a_warmed_one_hour_cache_is_written_once_live_and_read_by_every_batch_request(
+    tmp_path: Path, airflow_db: Path, warehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = list(unique_rows(30, seed=43))
+    seed_warehouse(warehouse, iter(rows))
+    settings = {**FAST_BATCHES, "batch_mode": {"poll_interval_s": 0.1, "warm_cache": True}}
+    deploy(monkeypatch, write_settings(tmp_path, **settings, judge={"cache_ttl": "1h"}))
+    config = EmulatorConfig(latency_median_s=0.005, batch_processing_s=0.3, seed=5)
+    result, stats = run_judged_by(config, monkeypatch, RUN_DATE)
+
+    assert result.state == "success", result.task_states
+    assert outcome_counts(warehouse, result.run_id)["scored"] == 30, "nothing lost: the warm-up's verdict counts"
+    assert stats["requests_total"] == 1, "one live request warmed the cache"
+    assert stats["batch_requests_total"] == 29, "and left the batch"
+    assert stats["cache_creation_1h_tokens_total"] == stats["cache_creation_tokens_total"] > 4096
+    with warehouse.connect() as conn:
+        writes, reads = conn.exec_driver_sql(
+            "SELECT SUM(cache_write_tokens > 0), SUM(cache_read_tokens > 0) FROM judge_scores"
+        ).one()
+    assert (writes, reads) == (1, 29), "the prefix was written once, live, and every batch request read it"
+    billed = stats["billed_usd_total"]
+    with warehouse.connect() as conn:
+        recorded = conn.exec_driver_sql("SELECT SUM(cost_usd) FROM judge_scores").scalar()
+    assert recorded == pytest.approx(billed, rel=1e-4), "the 1-hour write and the half-price batch, priced alike"

@@ -14,6 +14,7 @@ from judgeflow.errors import ConfigError
 
 DEFAULT_MIN_CACHEABLE_TOKENS: Mapping[str, int] = {
     "claude-haiku-4-5": 4096,
+    "claude-haiku-5-5": 4096,  # an assumption: not published when this was written (docs/emulator.md)
     "claude-sonnet": 1024,
     "claude-opus": 4096,
 }

@@ -27,6 +27,8 @@ class Breakpoint:
 class CacheUsage(NamedTuple):
     read: int = 0
     creation: int = 0
+    creation_1h: int = 0
+    """The part of ``creation`` written with a 1-hour TTL (billed at 2x input, not 1.25x)."""
 
 
 @dataclass(slots=True)
@@ -63,6 +65,11 @@ class PromptCache:
         if not cacheable:
             return CacheUsage()
         read = self._longest_hit(cacheable, arrived_at)
+        one_hour, below = 0, read
+        for bp in cacheable:  # each breakpoint writes the tokens since the previous one, at its own TTL
+            if bp.tokens > below:
+                one_hour += bp.tokens - below if bp.ttl_s is not None and bp.ttl_s >= 3600 else 0
+                below = bp.tokens
         for bp in cacheable:
             ttl = bp.ttl_s if bp.ttl_s is not None else self._default_ttl_s
             entry = self._entries.get(bp.key)
@@ -71,7 +78,7 @@ class PromptCache:
                     entry.expires_at = max(entry.expires_at, now + ttl)
             elif entry is None or entry.expires_at <= now:
                 self._entries[bp.key] = _Entry(available_at=now, expires_at=now + ttl)
-        return CacheUsage(read=read, creation=cacheable[-1].tokens - read)
+        return CacheUsage(read=read, creation=cacheable[-1].tokens - read, creation_1h=one_hour)
 
     def clear(self) -> None:
         self._entries.clear()

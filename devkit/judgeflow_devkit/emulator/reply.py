@@ -88,7 +88,7 @@ def build_reply(
         text = MALFORMED_TEXT if malformation is not None else json.dumps(answer)
     else:
         text = TEXT_REPLY
-    output_tokens = count_tokens(text)
+    output_tokens = count_tokens(text, request.model)
     stop_reason = "tool_use" if request.mode is OutputMode.TOOL else "end_turn"
     if output_tokens > request.max_tokens:
         output_tokens, stop_reason = request.max_tokens, "max_tokens"
@@ -116,6 +116,10 @@ def build_reply(
             "output_tokens": output_tokens,
             "cache_creation_input_tokens": cache.creation,
             "cache_read_input_tokens": cache.read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": cache.creation - cache.creation_1h,
+                "ephemeral_1h_input_tokens": cache.creation_1h,
+            },
             "service_tier": "standard",
         },
     }

@@ -77,7 +77,7 @@ def parse_request(body: Any) -> JudgeRequest:
         tool_name=tool_name,
         criteria=_criteria(schema),
         judged_text=judged_text(messages),
-        input_tokens=sum(count_tokens(text) for text, _ in segments),
+        input_tokens=sum(count_tokens(text, model) for text, _ in segments),
         breakpoints=_breakpoints(model, segments),
     )
 
@@ -204,7 +204,7 @@ def _breakpoints(model: str, segments: list[tuple[str, dict[str, Any] | None]]) 
     for text, cache_control in segments:
         encoded = text.encode("utf-8")
         digest.update(len(encoded).to_bytes(8, "big") + encoded)
-        tokens += count_tokens(text)
+        tokens += count_tokens(text, model)
         if cache_control is not None:
             found.append(Breakpoint(digest.copy().hexdigest(), tokens, _ttl(cache_control, "cache_control")))
     if len(found) > MAX_BREAKPOINTS:

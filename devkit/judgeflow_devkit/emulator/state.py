@@ -137,7 +137,7 @@ class EmulatorState:
                 obey_injections=self.config.obey_injections,
                 noise=self._noise,
             )
-            self.stats.usage(reply)
+            self.stats.usage(reply, request.model)
         return reply.body
 
     def judge_at(self, body: Any, at: float) -> dict[str, Any]:
@@ -153,6 +153,7 @@ class EmulatorState:
                 now=at,
             )
             reply = build_reply(request, cache=cache, obey_injections=self.config.obey_injections, noise=self._noise)
+            self.stats.bill(reply, request.model, batch=True)
         return reply.body
 
     def ratelimit_headers(self) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from judgeflow_devkit.emulator.billing import bill_usd
 from judgeflow_devkit.emulator.faults import Fault
 from judgeflow_devkit.emulator.reply import Reply
 
@@ -35,6 +36,9 @@ class Stats:
         self.output_tokens_total = 0
         self.cache_read_tokens_total = 0
         self.cache_creation_tokens_total = 0
+        self.cache_creation_1h_tokens_total = 0
+        self.billed_usd: dict[str, float] = {}
+        self.batch_requests_billed = 0
         self.first_request_at: float | None = None
         self.last_response_at: float | None = None
 
@@ -56,11 +60,23 @@ class Stats:
         if fault is not Fault.NONE:
             self.faults[fault.value] += 1
 
-    def usage(self, reply: Reply) -> None:
+    def usage(self, reply: Reply, model: str) -> None:
+        """A live reply: its tokens, and its bill at ``model``'s prices."""
         self.input_tokens_total += reply.input_tokens
         self.output_tokens_total += reply.output_tokens
         self.cache_read_tokens_total += reply.cache.read
         self.cache_creation_tokens_total += reply.cache.creation
+        self.cache_creation_1h_tokens_total += reply.cache.creation_1h
+        self.bill(reply, model, batch=False)
+
+    def bill(self, reply: Reply, model: str, *, batch: bool) -> None:
+        """Add the reply's dollars (:mod:`~judgeflow_devkit.emulator.billing`) to ``model``'s bill;
+        a Message Batches request is billed here only (its tokens are not in the live totals)."""
+        dollars = bill_usd(
+            model, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cache=reply.cache, batch=batch
+        )
+        self.billed_usd[model] = self.billed_usd.get(model, 0.0) + dollars
+        self.batch_requests_billed += int(batch)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy; every fault kind is present, zero or not."""
@@ -76,6 +92,10 @@ class Stats:
             "output_tokens_total": self.output_tokens_total,
             "cache_read_tokens_total": self.cache_read_tokens_total,
             "cache_creation_tokens_total": self.cache_creation_tokens_total,
+            "cache_creation_1h_tokens_total": self.cache_creation_1h_tokens_total,
+            "billed_usd_total": round(sum(self.billed_usd.values()), 8),
+            "billed_usd_by_model": {m: round(v, 8) for m, v in sorted(self.billed_usd.items())},
+            "batch_requests_billed": self.batch_requests_billed,
             "first_request_at": self.first_request_at,
             "last_response_at": self.last_response_at,
         }

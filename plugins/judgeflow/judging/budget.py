@@ -25,6 +25,11 @@ LEDGER_TTL_S = 2 * 24 * 3600
 CHARS_PER_TOKEN = 4
 
 
+def tokens_for_chars(chars: float, tokenizer_factor: float = 1.0) -> int:
+    """Estimated tokens of ``chars`` characters of text for a model with ``tokenizer_factor``."""
+    return math.ceil(chars / CHARS_PER_TOKEN * tokenizer_factor)
+
+
 @dataclass(slots=True)
 class Cap:
     """One cap: a name for logs, a key for Redis, the limit, and what was spent before this task."""
@@ -168,15 +173,21 @@ class CostEstimator:
         self._seen = 0
 
     @staticmethod
-    def input_tokens(params: dict[str, Any]) -> int:
-        """About four characters a token, over the system prompt, tools and messages."""
+    def input_tokens(params: dict[str, Any], *, tokenizer_factor: float = 1.0) -> int:
+        """About four characters a token (Haiku 4.5's tokenizer), over the system prompt, tools and
+        messages, times the model's ``tokenizer_factor`` (Haiku 5.5 makes ~1.3x the tokens)."""
         chars = len(json.dumps(params.get("system", ""), ensure_ascii=False))
         chars += len(json.dumps(params.get("tools", []), ensure_ascii=False))
         chars += len(json.dumps(params.get("messages", []), ensure_ascii=False))
-        return math.ceil(chars / CHARS_PER_TOKEN)
+        return tokens_for_chars(chars, tokenizer_factor)
+
+    @property
+    def tokenizer_factor(self) -> float:
+        return self._price.tokenizer_factor
 
     def estimate(self, params: dict[str, Any]) -> float:
-        usage = Usage(input_tokens=self.input_tokens(params), output_tokens=math.ceil(self._expected_output))
+        tokens = self.input_tokens(params, tokenizer_factor=self._price.tokenizer_factor)
+        usage = Usage(input_tokens=tokens, output_tokens=math.ceil(self._expected_output))
         return cost_usd(usage, self._price)
 
     def observe(self, usage: Usage) -> None:

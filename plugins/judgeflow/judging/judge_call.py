@@ -27,6 +27,7 @@ from judgeflow.judging.budget import BudgetLedger, CostEstimator, NoBudget
 from judgeflow.judging.classify import classify
 from judgeflow.judging.concurrency import AdaptiveConcurrency
 from judgeflow.judging.prompt import JudgeRequest
+from judgeflow.judging.prompt_cache import CacheMinimumWatch, marks_cacheable
 from judgeflow.judging.ratelimit import RateLimiter, UnlimitedRateLimiter
 from judgeflow.judging.retry import Action, decide
 from judgeflow.judging.verdict import Unscored, parse_verdict
@@ -98,6 +99,7 @@ class JudgeCaller:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self.stats = CallStats()
+        self.cache_watch = CacheMinimumWatch(rubric.model)
         self.stop_reason: str | None = None
         self._successes = 0
         self._rejections_in_a_row = 0
@@ -119,7 +121,10 @@ class JudgeCaller:
                 async with self._concurrency.slot():
                     if self.stop_reason is not None:  # stopped while this call waited for a slot
                         continue
-                    await self._limiter.acquire(tokens=CostEstimator.input_tokens(request.params))
+                    factor = self._estimator.tokenizer_factor if self._estimator else 1.0
+                    await self._limiter.acquire(
+                        tokens=CostEstimator.input_tokens(request.params, tokenizer_factor=factor)
+                    )
                     started = time.monotonic()
                     self.stats.requests += 1
                     raw = await self._client.messages.with_raw_response.create(**request.params)
@@ -137,6 +142,7 @@ class JudgeCaller:
             self._successes += 1
             self._rejections_in_a_row = 0
             usage = usage_of(message)
+            self.cache_watch.observe(usage, cacheable=marks_cacheable(request.params))
             await self._budget.settle(0.0, self._cost_of(usage))
             if self._estimator:
                 self._estimator.observe(usage)
@@ -205,12 +211,17 @@ class JudgeCaller:
 
 
 def usage_of(message: Any) -> Usage:
+    """The reply's token counts; ``usage.cache_creation`` (when the API gives it) splits the cache
+    writes by TTL, since a 1-hour write costs more than a 5-minute one."""
     usage = message.usage
+    split = getattr(usage, "cache_creation", None)
+    one_hour = getattr(split, "ephemeral_1h_input_tokens", None) if split is not None else None
     return Usage(
         input_tokens=usage.input_tokens or 0,
         output_tokens=usage.output_tokens or 0,
         cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
         cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+        cache_write_1h_tokens=one_hour if isinstance(one_hour, int) else 0,
     )
 
 

@@ -66,6 +66,8 @@ class Prepared:
     requests: list[dict[str, Any]] = field(default_factory=list)
     scores: list[ScoreRecord] = field(default_factory=list)
     errors: list[ErrorRecord] = field(default_factory=list)
+    first_items: list[ResponseItem] = field(default_factory=list)
+    """The responses behind ``requests[0]`` (one input, maybe repeated): what a cache warm-up judges live."""
 
 
 @dataclass
@@ -110,13 +112,18 @@ class BatchJudge:
                     prepared.scores.append(self.score(item, hits[key], Usage(), cache_hit=True))
                 elif key not in seen:
                     seen.add(key)
+                    if not prepared.requests:
+                        prepared.first_items.append(item)
                     params = build_request(
                         self._rubric,
                         item,
                         max_response_chars=self._settings.judge.max_response_chars,
                         max_output_tokens=self._settings.judge.max_output_tokens,
+                        cache_ttl=self._settings.judge.cache_ttl,
                     ).params
                     prepared.requests.append({"custom_id": custom_id_for(key), "params": params})
+                elif prepared.requests and prepared.requests[0]["custom_id"] == custom_id_for(key):
+                    prepared.first_items.append(item)
         return prepared
 
     def collect(

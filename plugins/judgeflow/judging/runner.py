@@ -198,6 +198,7 @@ class BatchScorer:
             item,
             max_response_chars=self._settings.judge.max_response_chars,
             max_output_tokens=self._settings.judge.max_output_tokens,
+            cache_ttl=self._settings.judge.cache_ttl,
         )
         return await self._caller.judge(request)
 

@@ -1,4 +1,5 @@
-"""The rubric lifecycle's commands: ``judgeflow estimate``, ``compare-versions`` and ``calibrate``.
+"""The rubric lifecycle's commands: ``judgeflow estimate``, ``compare-versions``, ``calibrate`` and
+``migrate-model``.
 
 They run beside Airflow, not in a task, so connections are resolved as Airflow's own server
 processes resolve them (secrets backend, environment, then the metadata database): a connection
@@ -8,7 +9,7 @@ purpose, and the calibration it stores names the emulator's endpoint, which the 
 accepts for a real one.
 
 Exit codes: 0 done (or the rubric version passed), 1 the rubric version was refused, 2 a
-configuration problem or a backfill over its cap.
+configuration problem or a backfill (or migration) over its cap.
 """
 
 from __future__ import annotations
@@ -185,6 +186,95 @@ def _calibrate(settings: Settings, rubric_name: str | None, url: str | None) -> 
     finally:
         store.close()
     return 0 if calibration.passed else 1
+
+
+def migrate_main(argv: list[str] | None = None) -> int:
+    """Move a rubric to another judge model: price, gate, shadow, compare, recommend (see
+    :mod:`judgeflow.rubrics.migrate`)."""
+    parser = _parser("judgeflow migrate-model", "move a rubric to another judge model, gated by calibration")
+    parser.add_argument("--to", required=True, metavar="MODEL", help="the new judge model, e.g. claude-haiku-5-5")
+    parser.add_argument("--days", type=int, default=7, help="the last N whole days both models judge (default 7)")
+    parser.add_argument("--dry-run", action="store_true", help="print the estimate only; judge nothing")
+    parser.add_argument("--apply", action="store_true", help="write the rubric's model change if the gate passes")
+    parser.add_argument("--movers", type=int, default=5, help="responses that moved most to list")
+    args = parser.parse_args(argv)
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    def run(suite: Suite, rubric: Rubric, warehouse: Warehouse) -> int:
+        try:
+            with airflow_connection(suite.settings.connections.anthropic):
+                return _migrate(args, suite, rubric, warehouse)
+        except JudgeflowError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return _with_warehouse(args, run)
+
+
+def _migrate(args: argparse.Namespace, suite: Suite, rubric: Rubric, warehouse: Warehouse) -> int:
+    from judgeflow.judging.client import judge_endpoint
+    from judgeflow.rubrics import migrate
+    from judgeflow.rubrics.gate import gate
+    from judgeflow.rubrics.golden import load_golden_set
+    from judgeflow.storage.calibrations import CalibrationStore
+    from judgeflow.storage.sampling import SampleRule
+
+    settings = suite.settings
+    now = dt.datetime.now(dt.UTC)
+    plan = migrate.MigrationPlan.last_days(settings, rubric, to_model=args.to, days=args.days, now=now)
+    sample = SampleRule(settings.sampling, salt=settings.sampling.salt or suite.name)
+    golden = load_golden_set(settings.calibration.golden_dir, plan.candidate)
+    warehouse.ensure_schema()
+    print(
+        f"migrate rubric {rubric.name} from {plan.current.model} ({plan.current.version_key}) to "
+        f"{plan.candidate.model} ({plan.candidate.version_key}), "
+        f"days {plan.start:%Y-%m-%d} to {plan.end - dt.timedelta(days=1):%Y-%m-%d}"
+    )
+    estimate = migrate.estimate_migration(warehouse, settings, plan, golden, sample=sample)
+    print(f"(i) dry-run cost, realtime prices (batch: half):\n{estimate.describe()}")
+    cap = settings.budget.max_backfill_cost_usd
+    if cap is not None and estimate.cost_usd > cap:
+        print(f"refused: ${estimate.cost_usd:,.4f} is over budget.max_backfill_cost_usd ${cap:,.2f}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print("dry run: nothing judged")
+        return 0
+    endpoint = asyncio.run(judge_endpoint(settings.connections.anthropic))
+    store = CalibrationStore.from_url(warehouse.engine)
+    outcome = asyncio.run(gate(settings, plan.candidate, store, endpoint=endpoint, now=now))
+    passed = outcome.refusal is None and golden is not None
+    print(f"(ii) calibration gate with {plan.candidate.model} at {endpoint}: {'passed' if passed else 'refused'}")
+    print(outcome.message)
+    if not passed:
+        refusal = outcome.refusal or "no golden set: a model change is only made on a calibrated rubric"
+        advice = migrate.recommend(plan, gate_passed=False, refusal=refusal, comparison=None, min_drop=0.0)
+        print(f"(v) recommendation: {advice}")
+        return 1
+    print("(iii) shadow run, both models on the same days:")
+    for side in (plan.current, plan.candidate):
+        totals = migrate.shadow_run(warehouse, settings, plan, side, sample=sample)
+        print(
+            f"  {side.model} ({side.version_key}): {totals.items:,} judged now ({totals.scored:,} scored, "
+            f"{totals.errors:,} errors), ${totals.cost_usd:.4f}"
+        )
+        if totals.stopped:
+            print(f"judge API refused the shadow run: {totals.stopped}", file=sys.stderr)
+            return 2
+    comparison = migrate.compare_models(warehouse, plan, movers=args.movers)
+    print("(iv) comparison:")
+    print(comparison.table())
+    advice = migrate.recommend(
+        plan, gate_passed=True, refusal=None, comparison=comparison, min_drop=settings.alerts.min_drop
+    )
+    print(f"(v) recommendation: {advice}")
+    change = f"model: {plan.candidate.model}"
+    if args.apply:
+        path = migrate.switch_rubric_model(settings.rubric_dir, plan)
+        print(f"applied: {path} now says '{change}'; the next run scores version {plan.candidate.version_key}")
+    else:
+        print(f"to switch: set '{change}' in the rubric file (or rerun with --apply)")
+    return 0
 
 
 @contextmanager

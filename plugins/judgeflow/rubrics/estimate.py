@@ -6,7 +6,8 @@ list a run stages, measured in SQL (counts and character sums, no texts leave th
 
 - input tokens: every request's fixed part (system prompt, calibrated examples, verdict tool)
   measured on a real request built around an empty item, plus about four characters a token of the
-  question, context and (truncated) response;
+  question, context and (truncated) response, both times the model's tokenizer factor (Haiku 5.5's
+  tokenizer makes about 1.3x the tokens of Haiku 4.5's for the same text);
 - prompt caching: when the rubric's prefix reaches the model's minimum, the first request of each
   score task writes it (1.25x) and the others read it (0.1x);
 - output tokens: the mean of what this rubric's verdicts cost in its recent runs, else the settings' guess;
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from judgeflow.config import Settings
-from judgeflow.judging.budget import CHARS_PER_TOKEN, CostEstimator
+from judgeflow.judging.budget import CostEstimator, tokens_for_chars
 from judgeflow.judging.pricing import cost_usd
 from judgeflow.judging.prompt import build_request
 from judgeflow.judging.prompt_cache import prefix_report
@@ -68,17 +69,25 @@ def estimate_cost(
 ) -> CostEstimate:
     """Tokens and dollars for judging ``sizes`` with ``rubric`` at the settings' prices."""
     judge = settings.judge
+    price = settings.price_for(rubric.model)
+    factor = price.tokenizer_factor
     probe = build_request(
-        rubric, _EMPTY_ITEM, max_response_chars=judge.max_response_chars, max_output_tokens=judge.max_output_tokens
+        rubric,
+        _EMPTY_ITEM,
+        max_response_chars=judge.max_response_chars,
+        max_output_tokens=judge.max_output_tokens,
+        cache_ttl=judge.cache_ttl,
     ).params
-    fixed = CostEstimator.input_tokens(probe)
+    fixed = CostEstimator.input_tokens(probe, tokenizer_factor=factor)
     requests = sizes.distinct_inputs
     share = requests / sizes.judgeable if sizes.judgeable else 0.0
-    variable = math.ceil(sizes.text_chars * share / CHARS_PER_TOKEN)
+    variable = tokens_for_chars(sizes.text_chars * share, factor)
     input_tokens = fixed * requests + variable
     cache_write = cache_read = 0
-    if prefix_report(rubric).qualifies and requests:
-        prefix = CostEstimator.input_tokens({"system": probe["system"], "tools": probe["tools"]})
+    if prefix_report(rubric, tokenizer_factor=factor).qualifies and requests:
+        prefix = CostEstimator.input_tokens(
+            {"system": probe["system"], "tools": probe["tools"]}, tokenizer_factor=factor
+        )
         writes = min(requests, max(sizes.batches, 1))
         cache_write, cache_read = prefix * writes, prefix * (requests - writes)
         input_tokens -= prefix * requests
@@ -87,8 +96,9 @@ def estimate_cost(
         output_tokens=math.ceil(output_tokens_per_request * requests),
         cache_write_tokens=cache_write,
         cache_read_tokens=cache_read,
+        cache_write_1h_tokens=cache_write if judge.cache_ttl == "1h" else 0,
     )
-    dollars = cost_usd(usage, settings.price_for(rubric.model), batch=mode == "batch")
+    dollars = cost_usd(usage, price, batch=mode == "batch", requests=requests)
     noise_requests = math.ceil(requests * settings.noise.rate) if mode == "realtime" else 0
     if noise_requests:  # a second ask pays the full input (it is sent again) at the realtime price
         dollars += dollars / requests * noise_requests

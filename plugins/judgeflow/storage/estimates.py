@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Float, case, cast, func, literal, select
+from sqlalchemy import Float, case, cast, false, func, literal, select
 
 from judgeflow.storage.dialects import text_length
 from judgeflow.storage.engine import errors_as
@@ -70,5 +70,20 @@ def mean_output_tokens(warehouse: Warehouse, rubric_name: str, *, recent_runs: i
     )
     query = select(func.sum(recent.c.output_tokens), func.sum(recent.c.judged))
     with errors_as("read recent output tokens"), warehouse.engine.connect() as conn:
+        tokens, judged = conn.execute(query).one()
+    return float(tokens) / float(judged) if tokens and judged else None
+
+
+def version_output_tokens(warehouse: Warehouse, rubric_name: str, rubric_version: str) -> float | None:
+    """Mean output tokens of a rubric version's judged (not cached) verdicts, from ``judge_scores``:
+    what a model migration scales by the new model's tokenizer factor to price the new verdicts."""
+    scores = warehouse.scores
+    query = select(func.sum(scores.c.output_tokens), func.count()).where(
+        scores.c.rubric_name == rubric_name,
+        scores.c.rubric_version == rubric_version,
+        scores.c.cache_hit == false(),
+        scores.c.output_tokens > 0,
+    )
+    with errors_as("read a version's output tokens"), warehouse.engine.connect() as conn:
         tokens, judged = conn.execute(query).one()
     return float(tokens) / float(judged) if tokens and judged else None

@@ -42,6 +42,8 @@ def submit_message_batches(job: Job, hook: Any, batch: dict[str, Any]) -> list[d
     judge = BatchJudge(rubric=job.rubric, settings=job.settings, dag_run_id=job.run.run_id)
     prepared = judge.prepare(read_batch(job, ref), job.cache)
     job.warehouse.write(prepared.scores, prepared.errors)
+    if job.settings.batch_mode.warm_cache and prepared.requests:
+        _warm_prompt_cache(job, prepared.requests.pop(0), prepared.first_items, label=ref.label)
     parts = split_requests(prepared.requests, max_requests=job.settings.batch_mode.max_requests)
     for part, requests in enumerate(parts):
         created = hook.create_batch(requests, model=job.rubric.model)
@@ -57,6 +59,21 @@ def submit_message_batches(job: Job, hook: Any, batch: dict[str, Any]) -> list[d
         len(prepared.requests),
     )
     return job.warehouse.batches.for_task(ref)
+
+
+def _warm_prompt_cache(job: Job, request: dict[str, Any], items: list[Any], *, label: str) -> None:
+    """Judge the first input live before the batch goes out, so its request writes the rubric's
+    prefix to the prompt cache (for an hour with ``judge.cache_ttl: 1h``) and the batch's requests
+    find it there. The input is taken out of the batch and recorded like any realtime verdict (at
+    the realtime price, under the budget caps), so nothing is judged twice and nothing is lost."""
+    judged = _judge_in_realtime(job, items)
+    log.info(
+        "%s: warmed the prompt cache (ttl %s) with request %s judged live (%d responses)",
+        label,
+        job.settings.judge.cache_ttl,
+        request["custom_id"],
+        judged,
+    )
 
 
 class Wait(NamedTuple):

@@ -101,7 +101,8 @@ def _extract(job: Job) -> list[dict[str, Any]]:
     )
     batches = warehouse.plan_batches(run.run_key)
     for rubric in job.rubrics:
-        log.info("rubric %s: %s", rubric.name, prefix_report(rubric).describe())
+        factor = job.settings.price_for(rubric.model).tokenizer_factor
+        log.info("rubric %s: %s", rubric.name, prefix_report(rubric, tokenizer_factor=factor).describe())
     log.info(
         "suite %s, rubrics %s, interval %s..%s: %d responses to judge (%s) in %d batches per rubric",
         job.suite.name,

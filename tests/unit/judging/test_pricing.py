@@ -55,3 +55,47 @@ def test_cost_is_additive_over_usage() -> None:
     assert total == pytest.approx(cost_usd(first, HAIKU) + cost_usd(second, HAIKU), abs=1e-8)
     # 200 * 1 + 40 * 5 + 4096 * 1.25 + 4096 * 0.1 = 5929.6 micro-dollars
     assert total == 0.0059296
+
+
+HAIKU_55 = DEFAULT_PRICES["claude-haiku-5-5"]
+
+
+def test_haiku_5_5_is_ten_cents_in_fifty_out_with_its_cache_rates() -> None:
+    per_million = {
+        "input": cost_usd(Usage(input_tokens=1_000_000), HAIKU_55),
+        "output": cost_usd(Usage(output_tokens=1_000_000), HAIKU_55),
+        "5-minute write": cost_usd(Usage(cache_write_tokens=1_000_000), HAIKU_55),
+        "1-hour write": cost_usd(Usage(cache_write_tokens=1_000_000, cache_write_1h_tokens=1_000_000), HAIKU_55),
+        "read": cost_usd(Usage(cache_read_tokens=1_000_000), HAIKU_55),
+    }
+    # a million-token prompt is over the 100K line: divide the 5x back out to read the base rates
+    assert {k: round(v / 5, 6) for k, v in per_million.items() if k != "output"} == {
+        "input": 0.10,
+        "5-minute write": 0.125,
+        "1-hour write": 0.20,
+        "read": 0.01,
+    }
+    assert per_million["output"] == 0.50, "output alone is no prompt: the base rate"
+    assert HAIKU_55.tokenizer_factor == 1.3
+
+
+def test_haiku_4_5_writes_an_hour_at_twice_the_input_price() -> None:
+    usage = Usage(cache_write_tokens=1_000_000, cache_write_1h_tokens=400_000)
+    assert cost_usd(usage, HAIKU) == 600_000 * 1.25 / 1e6 + 400_000 * 2.0 / 1e6
+
+
+@pytest.mark.parametrize(
+    ("prompt", "multiplier"),
+    [pytest.param(100_000, 1, id="at-100K"), pytest.param(100_001, 5, id="over-100K")],
+)
+def test_haiku_5_5_prompts_over_100k_tokens_cost_five_times(prompt: int, multiplier: int) -> None:
+    usage = Usage(input_tokens=prompt - 60_000, output_tokens=1000, cache_read_tokens=60_000)
+    base = ((prompt - 60_000) * 0.10 + 1000 * 0.50 + 60_000 * 0.01) / 1e6
+    assert cost_usd(usage, HAIKU_55) == pytest.approx(base * multiplier)
+    assert cost_usd(usage, HAIKU_55, batch=True) == pytest.approx(base * multiplier / 2)
+
+
+def test_an_estimate_over_many_requests_holds_the_mean_prompt_against_the_line() -> None:
+    thousand = Usage(input_tokens=1000 * 8_000, output_tokens=1000 * 100)  # 8K a request: far under 100K
+    assert cost_usd(thousand, HAIKU_55, requests=1000) == pytest.approx((8e6 * 0.10 + 1e5 * 0.50) / 1e6)
+    assert cost_usd(thousand, HAIKU_55) > cost_usd(thousand, HAIKU_55, requests=1000), "as one reply, it would be"

@@ -125,3 +125,99 @@ def test_default_rubric_has_examples_for_every_level(rubric: Rubric) -> None:
         for example in criterion.examples:
             assert set(example) == {"score", "text", "why"}, example
             assert example["text"].strip() and example["why"].strip(), example
+
+
+def test_haiku_5_5_estimates_more_tokens_for_the_same_prefix(rubric: Rubric) -> None:
+    from judgeflow.config import DEFAULT_PRICES
+
+    factor = DEFAULT_PRICES["claude-haiku-5-5"].tokenizer_factor
+    plain, scaled = prefix_report(rubric), prefix_report(rubric, tokenizer_factor=factor)
+    assert scaled.prefix_tokens == pytest.approx(plain.prefix_tokens * 1.3, rel=0.01)
+    assert estimate_tokens("x" * 700, factor) == 260 and estimate_tokens("x" * 700) == 200
+
+
+def usage(write: int = 0, read: int = 0) -> Any:
+    from judgeflow.records import Usage
+
+    return Usage(input_tokens=500, output_tokens=80, cache_write_tokens=write, cache_read_tokens=read)
+
+
+def test_the_cache_minimum_is_learned_from_usage_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    from judgeflow.judging.prompt_cache import UNCACHED_REPLIES_BEFORE_WARNING, CacheMinimumWatch
+
+    watch = CacheMinimumWatch("claude-haiku-5-5")
+    with caplog.at_level("WARNING", logger="judgeflow.judging.prompt_cache"):
+        for _ in range(UNCACHED_REPLIES_BEFORE_WARNING + 5):
+            watch.observe(usage())
+    warnings = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.prompt_cache"]
+    assert len(warnings) == 1, "once per task, however many replies follow"
+    assert "below the model's minimum" in warnings[0] and "claude-haiku-5-5" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param([usage(write=5000)] + [usage()] * 5, id="a-write-proves-caching-works"),
+        pytest.param([usage(read=5000)] + [usage()] * 5, id="a-read-too"),
+        pytest.param([usage(), usage(), usage(read=5000), usage()], id="caching-seen-before-the-third"),
+    ],
+)
+def test_no_warning_once_the_cache_was_seen_working(replies: list[Any], caplog: pytest.LogCaptureFixture) -> None:
+    from judgeflow.judging.prompt_cache import CacheMinimumWatch
+
+    watch = CacheMinimumWatch("claude-haiku-5-5")
+    with caplog.at_level("WARNING", logger="judgeflow.judging.prompt_cache"):
+        for reply in replies:
+            watch.observe(reply)
+    assert not caplog.records
+
+
+def test_requests_that_mark_nothing_cacheable_are_not_counted(caplog: pytest.LogCaptureFixture) -> None:
+    from judgeflow.judging.prompt_cache import CacheMinimumWatch, marks_cacheable
+
+    assert not marks_cacheable({"system": [{"type": "text", "text": "x"}], "tools": [{"name": "t"}]})
+    assert marks_cacheable({"system": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}]})
+    watch = CacheMinimumWatch("claude-haiku-4-5")
+    with caplog.at_level("WARNING", logger="judgeflow.judging.prompt_cache"):
+        for _ in range(10):
+            watch.observe(usage(), cacheable=False)
+    assert not caplog.records
+
+
+def test_a_prefix_below_the_emulators_minimum_is_logged_by_a_real_task(
+    rubric: Rubric, caplog: pytest.LogCaptureFixture
+) -> None:
+    """End to end through the judge call: the emulator, told Haiku 5.5's minimum is larger than the
+    prefix, never caches it; the task's caller says so once."""
+    import asyncio
+
+    from judgeflow.config import Settings
+    from judgeflow.judging.runner import BatchScorer
+    from judgeflow.judging.verdict_cache import NullVerdictCache
+
+    class Sink:
+        def write(self, scores: Any, errors: Any) -> None:
+            self.scored = len(scores)
+
+    haiku_55 = rubric.model_copy(update={"model": "claude-haiku-5-5"})
+    items = [ResponseItem(response_id=i, question="q?", context="", response=f"answer {i}") for i in range(6)]
+    config = EmulatorConfig(latency_median_s=0.0, min_cacheable_tokens={"claude-haiku-5-5": 50_000})
+    with EmulatorServer(config) as emulator, caplog.at_level("WARNING", logger="judgeflow.judging.prompt_cache"):
+
+        async def judge() -> None:
+            async with anthropic.AsyncAnthropic(api_key="k", base_url=emulator.url) as client:
+                scorer = BatchScorer(
+                    client=client,
+                    rubric=haiku_55,
+                    settings=Settings(judge={"concurrency": 1}),
+                    cache=NullVerdictCache(),
+                    sink=Sink(),
+                    dag_run_id="watch",
+                )
+                totals = await scorer.run([items])
+                assert totals.scored == 6 and totals.usage.cache_write_tokens == 0
+
+        asyncio.run(judge())
+        assert emulator.stats()["cache_creation_tokens_total"] == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.prompt_cache"]
+    assert len(warnings) == 1 and "claude-haiku-5-5" in warnings[0]
