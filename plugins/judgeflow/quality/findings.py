@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from judgeflow.quality.alert_state import OpenRegression, regression_key
+from judgeflow.quality.alert_state import OpenRegression, Reference, regression_key
 from judgeflow.quality.regression import MetricComparison
 from judgeflow.quality.stats import OVERALL
 
@@ -112,6 +112,9 @@ class Status:
     reference: MetricComparison | None
     overall: MetricComparison | None
     run_key: str | None
+    frozen: Reference | None = None
+    """The level the worst regression dropped from, frozen in the alert state when on-call was told: today
+    is measured against it (not against a rolling baseline that fills with the bad days)."""
 
     @property
     def state(self) -> str:
@@ -128,8 +131,15 @@ def reference_of(regression: Regression, comparisons: list[MetricComparison]) ->
     )
 
 
-def status_of(regressions: list[Regression], comparisons: list[MetricComparison], *, run_key: str | None) -> Status:
-    """The status line's facts from the listed regressions (already worst first) and the latest run's comparisons."""
+def status_of(
+    regressions: list[Regression],
+    comparisons: list[MetricComparison],
+    *,
+    run_key: str | None,
+    references: dict[str, Reference] | None = None,
+) -> Status:
+    """The status line's facts from the listed regressions (already worst first), the latest run's
+    comparisons, and the frozen reference of each regression the alert state keeps (by key)."""
     still_open = [r for r in regressions if r.state != "recovered"]
     worst = still_open[0] if still_open else None
     overall = next((c for c in comparisons if c.metric == OVERALL and c.segment is None), None)
@@ -139,4 +149,5 @@ def status_of(regressions: list[Regression], comparisons: list[MetricComparison]
         reference=None if worst is None else reference_of(worst, comparisons),
         overall=overall,
         run_key=run_key,
+        frozen=None if worst is None else (references or {}).get(worst.key),
     )

@@ -257,11 +257,13 @@ class Reader:
         """The home page's first line: the worst regression on-call has open, with its reference figures.
 
         Built from what on-call knows (:meth:`regressions`) and the latest run's comparisons (the
-        baseline it compared against). A frozen reference level per regression, when the alert state
-        keeps one, replaces :func:`reference_of` here and nowhere else."""
+        baseline it compared against), and the reference level the alert state froze for each open
+        regression (issue 15's lifecycle), which the status line measures today against."""
         run_key, rows = self.latest_comparisons(scope)
         found = self.regressions(scope) if regressions is None else regressions
-        return status_of(found, rows, run_key=run_key)
+        watched = self.warehouse.alerts.open_regressions(scope.rubric_name, scope.rubric_version)
+        frozen = {key: row.reference for key, row in watched.items() if row.reference is not None}
+        return status_of(found, rows, run_key=run_key, references=frozen)
 
     # --- responses, health, rubric versions -----------------------------------------------------
 

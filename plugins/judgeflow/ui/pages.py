@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from judgeflow.quality.alert_state import Reference
 from judgeflow.quality.comparison_table import MISSING, comparison_table, num
 from judgeflow.quality.regression import MetricComparison
 from judgeflow.storage.view_reads import LowResponse, Regression, RubricVersion, RunHealth, Scope, Status
@@ -165,7 +166,12 @@ def status_line(status: Status, *, query: str) -> str:
     where = f"in {r.segment}" if r.segment else "over all responses"
     more = f" ({status.open_count - 1} more open below)" if status.open_count > 1 else ""
     since = f"open since {r.first_found:%Y-%m-%d}"
-    figures = _means(ref) if ref is not None else f"announced at {num(r.announced_difference, '+.2f')}"
+    if ref is not None and status.frozen is not None:
+        figures = _against_reference(ref, status.frozen)
+    elif ref is not None:
+        figures = _means(ref)
+    else:
+        figures = f"announced at {num(r.announced_difference, '+.2f')}"
     why = _why_links(r.segment, query)
     return (
         '<section class="status regression" id="status" role="alert">'
@@ -181,6 +187,17 @@ def _means(c: MetricComparison) -> str:
     return (
         f"{num(c.current_mean, '.2f')} (n={c.current_n}) against a baseline of {num(c.baseline_mean, '.2f')} "
         f"(n={c.baseline_n}): {num(c.difference, '+.2f')}{ci}"
+    )
+
+
+def _against_reference(c: MetricComparison, frozen: Reference) -> str:
+    """Today against the level the regression dropped from (frozen when on-call was told)."""
+    level = frozen.level
+    diff = None if c.current_mean is None else c.current_mean - level.mean
+    return (
+        f"{num(c.current_mean, '.2f')} (n={c.current_n}) against its reference {level.mean:.2f} "
+        f"(95% {level.low:.2f} to {level.high:.2f}, n={level.n}, the level before {frozen.end:%Y-%m-%d}): "
+        f"{num(diff, '+.2f')}"
     )
 
 

@@ -91,3 +91,21 @@ def test_a_segment_outside_the_configured_columns_is_refused_by_name(text: str) 
     with pytest.raises(ValueError, match="one of topic, region"):
         parse_segment(text, ["topic", "region"])
     assert parse_segment("topic=a=b", ["topic"]) == ("topic", "a=b")
+
+
+def test_an_open_regression_is_measured_against_the_reference_frozen_when_it_opened() -> None:
+    """The rolling baseline of the latest run fills with the bad days; the status line uses the frozen level."""
+    from judgeflow.quality.alert_state import Level, Reference
+
+    found = [_regression("open")]
+    rows = [_comparison("accuracy", "topic=shipping", -0.2)]  # today 3.30 against a baseline already half bad
+    frozen = Reference(Level(3.9, 3.8, 4.0, 210), OPENED - dt.timedelta(days=7), OPENED)
+
+    status = status_of(found, rows, run_key="r", references={found[0].key: frozen})
+    line = pages.status_line(status, query="")
+
+    assert status.frozen == frozen
+    assert "against its reference 3.90 (95% 3.80 to 4.00, n=210, the level before 2026-11-19): -0.60" in line
+    assert "against a baseline" not in line
+    plain = pages.status_line(status_of(found, rows, run_key="r"), query="")  # no frozen level kept (older state)
+    assert "against a baseline of 3.50 (n=200): -0.20" in plain
