@@ -13,7 +13,7 @@ runs these steps in order and stops at the first that says no:
    so the new model's verdicts are stored as that version's scores in ``judge_scores`` beside the
    current ones, never replacing them; the daily DAG keeps scoring with the current model;
 4. **comparison**: per criterion the mean shift, Spearman and weighted kappa between the models,
-   and the responses that moved most (:mod:`judgeflow.rubrics.versions`, :mod:`judgeflow.rubrics.agreement`);
+   and the responses that moved most (:mod:`judgeflow.rubrics.versions`, :mod:`judgeflow.quality.agreement`);
 5. **recommendation**: switch only when the gate passed. The switch is the one-line rubric change
    ``model: <new>``: printed, and written to the rubric file with ``--apply`` (never when the gate
    refused). The daily DAG then scores the new version from its next run on.
@@ -35,9 +35,9 @@ from judgeflow.config import Settings
 from judgeflow.errors import ConfigError
 from judgeflow.judging.runner import BatchTotals
 from judgeflow.judging.verdict_cache import NullVerdictCache
+from judgeflow.quality.agreement import weighted_kappa
 from judgeflow.quality.stats import OVERALL
 from judgeflow.rubric import Rubric, load_rubric, rubric_path
-from judgeflow.rubrics.agreement import weighted_kappa
 from judgeflow.rubrics.estimate import CostEstimate, estimate_cost
 from judgeflow.rubrics.golden import GoldenSet
 from judgeflow.rubrics.versions import VersionComparison, compare_versions
