@@ -8,6 +8,8 @@
 - ``judgeflow-dev bench``, ``bench-cost``, ``bench-ui``, ``bench-warehouse``, ``bench-parse``: throughput,
   dollars per 1,000 verdicts, the UI view's page times, staging and reading a 1M-row day, the DAG
   files' parse time with many suites (``--help`` on each);
+- ``judgeflow-dev mutate``: mutation testing (mutmut) of the modules that carry the promises, with a
+  table of survivors per module (docs/mutation.md);
 - ``judgeflow-dev stack-test``: the DAG and a backfill on a native CeleryExecutor stack, checked.
 """
 
@@ -28,6 +30,7 @@ COMMANDS = {
     "bench-ui": ("judgeflow_devkit.bench.ui:main", "the UI view's page times at 10k-1M scores (see --help)"),
     "bench-warehouse": ("judgeflow_devkit.bench.warehouse:main", "staging and reading a 1M-row day (see --help)"),
     "bench-parse": ("judgeflow_devkit.bench.parse:main", "the DAG files' parse time with 50 suites (see --help)"),
+    "mutate": ("judgeflow_devkit.mutate:main", "mutation testing of the modules that carry the promises (see --help)"),
     "stack-test": ("judgeflow_devkit.stack.command:main", "the DAG on a native Celery stack, checked (see --help)"),
 }
 """Commands with their own parsers: ``module:function`` taking the remaining arguments, imported on use."""
