@@ -36,7 +36,7 @@ from judgeflow_devkit import PROJECT_ROOT
 
 MODULES: dict[str, tuple[str, ...]] = {
     "judging/runner.py": ("tests/unit/judging/test_runner.py",),
-    "judging/judge_call.py": ("tests/unit/judging/test_runner.py", "tests/unit/judging/test_judge_call.py"),
+    "judging/judge_call.py": ("tests/unit/judging/test_runner.py",),
     "judging/budget.py": ("tests/unit/judging/test_budget.py",),
     "judging/message_batches.py": ("tests/unit/judging/test_message_batches.py",),
     "judging/verdict.py": ("tests/unit/judging/test_verdict.py",),
@@ -171,17 +171,23 @@ def read_exit_codes(workdir: Path, modules: Iterable[str]) -> dict[str, dict[str
     return exit_codes
 
 
-def prepare(workdir: Path, modules: list[str]) -> None:
-    """A fresh copy of the package, the tests and their data, with mutmut's settings for ``modules``."""
+def prepare(workdir: Path, modules: list[str], *, again: bool = False) -> None:
+    """A fresh copy of the package, the tests and their data, with mutmut's settings for ``modules``.
+
+    ``again`` keeps the last run (its mutants and results) and refreshes only the tests and their data."""
     import tomllib
 
-    if workdir.exists():
+    if workdir.exists() and not again:
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(PROJECT_ROOT / "plugins" / "judgeflow", workdir / "judgeflow", ignore=ignore)
+    if not again:
+        shutil.copytree(PROJECT_ROOT / "plugins" / "judgeflow", workdir / "judgeflow", ignore=ignore)
     for folder in ("tests", "include", "dags"):
+        shutil.rmtree(workdir / folder, ignore_errors=True)
         shutil.copytree(PROJECT_ROOT / folder, workdir / folder, ignore=ignore)
+    if again:  # the same settings as the last run: a different test selection would void its results
+        return
     tests = sorted({test for module in modules for test in MODULES[module]})
     missing = [test for test in tests if not (PROJECT_ROOT / test).exists()]
     if missing:
@@ -200,11 +206,13 @@ def prepare(workdir: Path, modules: list[str]) -> None:
     (workdir / "pyproject.toml").write_text(text, encoding="utf-8")
 
 
-def run_mutmut(workdir: Path, max_children: int) -> int:
-    """mutmut in its own process, in the copy; the machine's proxies are dropped (tests talk to loopback)."""
+def run_mutmut(workdir: Path, max_children: int, mutants: Iterable[str] = ()) -> int:
+    """mutmut in its own process, in the copy; the machine's proxies are dropped (tests talk to loopback).
+
+    Named ``mutants`` are checked again even though they have a result (mutmut's rule)."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
     mutmut = Path(sys.executable).with_name("mutmut")
-    command = [str(mutmut), "run", "--max-children", str(max_children)]
+    command = [str(mutmut), "run", "--max-children", str(max_children), *mutants]
     return subprocess.call(command, cwd=workdir, env=env)
 
 
@@ -221,15 +229,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="print the table of the last run in --workdir, run nothing"
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="check the last run's unexplained survivors again with the current tests (after adding tests; "
+        "a change to the modules needs a full run)",
+    )
     parser.add_argument("--show", action="store_true", help="print the diff of every unexplained survivor")
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
     equivalents = read_equivalents()
     started = time.monotonic()
     if not args.report_only:
-        prepare(args.workdir, modules)
-        print(f"mutating {len(modules)} modules in {args.workdir} with {args.max_children} workers", flush=True)
-        code = run_mutmut(args.workdir, args.max_children)
+        again: list[str] = []
+        if args.again:
+            last = account(read_exit_codes(args.workdir, modules), equivalents)
+            again = [name for result in last for name in result.unexplained]
+            if not again:
+                print("no unexplained survivors to check again")
+        prepare(args.workdir, modules, again=args.again)
+        what = f"{len(again)} survivors again" if args.again else f"{len(modules)} modules"
+        print(f"mutating {what} in {args.workdir} with {args.max_children} workers", flush=True)
+        code = run_mutmut(args.workdir, args.max_children, again) if again or not args.again else 0
         if code != 0:
             print(f"mutmut run exited with {code}", file=sys.stderr)
             return code
