@@ -36,16 +36,31 @@ from judgeflow_devkit import PROJECT_ROOT
 
 MODULES: dict[str, tuple[str, ...]] = {
     "judging/runner.py": ("tests/unit/judging/test_runner.py",),
-    "judging/judge_call.py": ("tests/unit/judging/test_runner.py",),
+    "judging/judge_call.py": ("tests/unit/judging/test_runner.py", "tests/unit/judging/test_message_batches.py"),
     "judging/budget.py": ("tests/unit/judging/test_budget.py",),
     "judging/message_batches.py": ("tests/unit/judging/test_message_batches.py",),
     "judging/verdict.py": ("tests/unit/judging/test_verdict.py",),
     "judging/prompt.py": ("tests/unit/judging/test_prompt.py",),
-    "storage/warehouse.py": ("tests/unit/storage/test_warehouse.py",),
+    "storage/warehouse.py": (
+        "tests/unit/storage/test_warehouse.py",
+        "tests/unit/storage/test_sampling.py",
+        "tests/unit/storage/test_estimates.py",
+        "tests/unit/storage/test_view_reads.py",
+        "tests/unit/rubrics/test_versions.py",
+    ),
     "quality/alert_state.py": ("tests/unit/quality/test_alert_state.py",),
     "quality/alerts.py": ("tests/unit/quality/test_alerts.py",),
 }
 """The modules under ``plugins/judgeflow/`` that carry the promises, and the fast tests that guard each."""
+
+DESELECTED: dict[str, str] = {
+    "tests/unit/judging/test_runner.py::test_faults_end_every_response_in_exactly_one_record": (
+        "it compares the requests the client counted with those the emulator received, with a 0.5 s "
+        "timeout: under mutmut's instrumentation on a loaded machine a request can time out before the "
+        "emulator reads it, so the clean run fails and mutmut refuses to start"
+    ),
+}
+"""Tests left out of the mutation runs, with why (docs/mutation.md repeats them); ``make test`` runs them."""
 
 STATUS_BY_EXIT_CODE: dict[int | None, str] = {
     1: "killed",
@@ -198,7 +213,7 @@ def prepare(workdir: Path, modules: list[str], *, again: bool = False) -> None:
         "only_mutate": [f"judgeflow/{module}" for module in modules],
         "also_copy": ["include/", "dags/"],
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:cacheprovider"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", *(f"--deselect={test}" for test in DESELECTED)],
     }
     text = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
     text += "\n[tool.pytest.ini_options]\n"
