@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -28,9 +29,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from judgeflow_devkit import PROJECT_ROOT
 
@@ -228,7 +230,52 @@ def run_mutmut(workdir: Path, max_children: int, mutants: Iterable[str] = ()) ->
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
     mutmut = Path(sys.executable).with_name("mutmut")
     command = [str(mutmut), "run", "--max-children", str(max_children), *mutants]
-    return subprocess.call(command, cwd=workdir, env=env)
+    with subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        assert process.stdout is not None
+        for line in progress_lines(_frames(process.stdout)):
+            print(line, flush=True)
+        return process.wait()
+
+
+def _frames(stream: IO[bytes]) -> Iterator[str]:
+    """mutmut's output cut at both ``\\n`` and the ``\\r`` its spinner redraws with."""
+    pending = b""
+    while chunk := stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536):
+        pending += chunk
+        *frames, pending = re.split(rb"[\r\n]", pending)
+        yield from (frame.decode("utf-8", "replace") for frame in frames)
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def progress_lines(
+    frames: Iterable[str], *, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+) -> Iterator[str]:
+    """Every line mutmut prints, but its spinner's redraws (ten a second) at most once per ``every_s``
+    and the last before any other line: a progress log for a run of tens of minutes, not megabytes."""
+    last_shown = -math.inf
+    held: str | None = None
+    for frame in frames:
+        text = frame.rstrip()
+        if not text:
+            continue
+        if text[0] in SPINNER:
+            held = text[1:].strip()
+            now = clock()
+            if now - last_shown >= every_s:
+                last_shown = now
+                yield held
+                held = None
+            continue
+        if held is not None:
+            yield held
+            held = None
+        yield text
+    if held is not None:
+        yield held
 
 
 def main(argv: list[str] | None = None) -> int:

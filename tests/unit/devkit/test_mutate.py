@@ -112,3 +112,21 @@ def test_prepare_writes_mutmuts_settings_for_the_chosen_modules(tmp_path: Path) 
     assert (workdir / "mutants").is_dir()
     assert not (workdir / "tests" / "stale.py").exists()
     assert tomllib.loads((workdir / "pyproject.toml").read_text(encoding="utf-8")) == settings
+
+
+def test_progress_keeps_every_line_and_one_spinner_frame_a_minute() -> None:
+    from judgeflow_devkit.mutate import progress_lines
+
+    times = iter([0.0, 10.0, 59.0, 61.0, 200.0, 210.0, 215.0])
+    frames = ["⠋ Running stats", "⠙ Running stats", "    done", "", "⠹ 1/9  🎉 1", "⠸ 2/9  🎉 2", "⠼ 3/9  🎉 3"]
+    frames += ["⠴ 8/9  🎉 8", "| module |", "⠦ 9/9  🎉 9"]
+    assert list(progress_lines(frames, every_s=60.0, clock=lambda: next(times))) == [
+        "Running stats",
+        "Running stats",  # the last frame before a line, even within the minute
+        "    done",
+        "2/9  🎉 2",
+        "3/9  🎉 3",
+        "8/9  🎉 8",
+        "| module |",
+        "9/9  🎉 9",  # and the last of all
+    ]
