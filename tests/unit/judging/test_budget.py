@@ -67,6 +67,14 @@ def test_local_budget_reserves_up_to_the_limit_then_refuses() -> None:
     assert (run_cap.reserved_usd, day_cap.reserved_usd) == (0.6, 0.6), "a refusal reserves on no cap"
 
 
+def test_local_budget_adds_reservations_up() -> None:
+    run_cap = cap("run", 1.0)
+    ledger = LocalBudget([run_cap])
+    assert run(ledger.reserve(0.25)) and run(ledger.reserve(0.5))
+    assert run_cap.reserved_usd == 0.75
+    assert run(ledger.reserve(0.3)) is False
+
+
 def test_local_budget_refuses_when_one_cap_of_several_is_full() -> None:
     run_cap, day_cap = cap("run", 10.0), cap("day", 1.0, 0.95)
     ledger = LocalBudget([run_cap, day_cap])
@@ -243,20 +251,26 @@ def test_an_unreachable_redis_falls_back_to_caps_in_process(caplog: pytest.LogCa
     assert run(scenario()) == (True, False)
     assert run_cap.reserved_usd == 0.0
     assert run_cap.spent_usd == pytest.approx(0.8)
-    assert any("budget ledger in Redis failed" in r.getMessage() for r in caplog.records)
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.budget"]
+    assert warning.startswith("budget ledger in Redis failed (")
+    assert "127.0.0.1:1" in warning, "the warning names the failure"
+    assert warning.endswith("); keeping this task's caps in process")
 
 
-def test_a_settle_that_fails_in_redis_is_kept_in_process() -> None:
+def test_a_settle_that_fails_in_redis_is_kept_in_process(caplog: pytest.LogCaptureFixture) -> None:
     run_cap = cap("run", 1.0, 0.1)
     run_cap.reserved_usd = 0.3
 
     async def scenario() -> None:
         ledger = RedisBudget(_dead_client(), [run_cap])
-        await ledger.settle(0.3, 0.25)
+        with caplog.at_level(logging.WARNING, logger="judgeflow.judging.budget"):
+            await ledger.settle(0.3, 0.25)
         await ledger.settle(0.0, 0.05)  # and later ones too
         await ledger.aclose()
 
     run(scenario())
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.budget"]
+    assert "127.0.0.1:1" in warning
     assert run_cap.reserved_usd == 0.0
     assert run_cap.spent_usd == pytest.approx(0.4)
 

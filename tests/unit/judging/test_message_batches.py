@@ -49,6 +49,14 @@ def test_split_by_request_count() -> None:
     assert [r["custom_id"] for p in parts for r in p] == [f"r{n}" for n in range(25)]
 
 
+def test_a_request_counts_its_json_bytes_and_a_newline_and_may_fill_a_batch_exactly() -> None:
+    one = len(json.dumps(request(0, size=1000)).encode()) + 1
+    exact = 1024 * 1024 + 3 * one
+    assert [len(p) for p in split_requests((request(n, size=1000) for n in range(4)), max_bytes=exact)] == [3, 1]
+    short = exact - 1
+    assert [len(p) for p in split_requests((request(n, size=1000) for n in range(4)), max_bytes=short)] == [2, 2]
+
+
 def test_split_by_bytes_keeps_every_part_under_the_limit() -> None:
     one = len(json.dumps(request(0, size=100_000)).encode()) + 1
     limit = 1024 * 1024 + 3 * one + 10  # the envelope margin plus room for three requests
@@ -194,7 +202,7 @@ def test_collect_sends_failed_malformed_and_missing_results_back_with_their_reas
         succeeded(ok, usage=Usage(5, 5)),
     ]
     empty = answer(7, "  ")
-    collected, fresh = judge().collect(results, [[errored, expired, malformed], [missing, also_missing, ok, empty]])
+    collected, fresh = judge().collect(results, [[errored, expired, malformed], [missing, empty, also_missing, ok]])
     assert [i.response_id for i in collected.retry] == [1, 2, 3, 4, 5]
     assert collected.reasons == {"errored": 1, "expired": 1, "malformed_verdict": 1, NO_RESULT: 2}
     assert NO_RESULT == "no_result"

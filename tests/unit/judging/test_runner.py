@@ -494,3 +494,73 @@ def test_caller_retries_a_timed_out_request() -> None:
     assert "APITimeoutError" in outcome.reason
     assert caller.stats.by_error == {"TransientJudgeError": 2}
     assert len(sleep.waits) == 1
+
+
+# --- found by mutation testing (docs/mutation.md) --------------------------------------------------
+
+
+def test_a_budget_refusal_ends_the_task_s_calls_without_a_request(caplog: pytest.LogCaptureFixture) -> None:
+    """The first refusal logs once and marks the budget spent; every later call returns at once."""
+    from judgeflow.config import BudgetConfig
+    from judgeflow.judging.budget import Cap, CostEstimator, LocalBudget
+
+    estimator = CostEstimator(PRICE, BudgetConfig())
+    cap = Cap("run", "judgeflow:test:budget", limit_usd=estimator.estimate(judge_request().params) / 2, spent_usd=0.0)
+
+    async def judge_two(server: EmulatorServer) -> tuple[list[Judged | Failed], JudgeCaller]:
+        async with client_for(server) as client:
+            caller = JudgeCaller(
+                client,
+                rubric=RUBRIC,
+                config=JudgeConfig(**FAST_BACKOFF),
+                concurrency=AdaptiveConcurrency(ceiling=2),
+                cost_of=lambda usage: cost_usd(usage, PRICE),
+                budget=LocalBudget([cap]),
+                estimator=estimator,
+            )
+            return [await caller.judge(judge_request("a")), await caller.judge(judge_request("b"))], caller
+
+    with emulator() as server, caplog.at_level("WARNING", logger="judgeflow.judging.judge_call"):
+        (first, second), caller = asyncio.run(judge_two(server))
+        assert server.stats()["requests_total"] == 0
+    reason = "budget cap reached; left for the next run"
+    assert first == Failed(ErrorKind.BUDGET_EXHAUSTED, reason, 1, Usage())
+    assert second == Failed(ErrorKind.BUDGET_EXHAUSTED, reason, 0, Usage())
+    assert caller.budget_exhausted is True
+    assert caller.stats.budget_refused == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.judge_call"]
+    assert warnings == ["budget cap reached: no more requests this task; the rest waits for the next run"]
+    assert cap.reserved_usd == 0.0 and cap.spent_usd == 0.0
+
+
+def test_batch_totals_summarise_every_counter_for_the_run_summary() -> None:
+    from judgeflow.judging.judge_call import CallStats
+
+    totals = BatchTotals(
+        items=10,
+        scored=7,
+        from_cache=2,
+        errors=3,
+        usage=Usage(input_tokens=11, output_tokens=12, cache_write_tokens=13, cache_read_tokens=14),
+        cost_usd=0.12345678,
+        calls=CallStats(requests=5, retries=4, rate_limited=3, budget_refused=2, transient_errors=1),
+        max_in_flight=6,
+        stopped="HTTP 401",
+    )
+    assert totals.to_json() == {
+        "items": 10,
+        "scored": 7,
+        "from_cache": 2,
+        "errors": 3,
+        "input_tokens": 11,
+        "output_tokens": 12,
+        "cache_write_tokens": 13,
+        "cache_read_tokens": 14,
+        "cost_usd": 0.123457,
+        "requests": 5,
+        "retries": 4,
+        "rate_limited": 3,
+        "budget_refused": 2,
+        "max_in_flight": 6,
+        "stopped": "HTTP 401",
+    }

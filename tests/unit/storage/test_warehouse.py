@@ -89,3 +89,194 @@ def test_each_rubric_of_a_run_reads_and_counts_what_it_needed(tmp_path: Path) ->
     assert (totals["concision"]["extracted"], totals["concision"]["unaccounted"]) == (20, 1), "the lost one shows"
     assert totals["helpfulness"]["mean"] == 3.0
     warehouse.close()
+
+
+# --- found by mutation testing (docs/mutation.md): the reads and writes no other fast test reached ---
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
+
+from judgeflow.errors import ConfigError  # noqa: E402
+from judgeflow.records import ErrorKind, ErrorRecord  # noqa: E402
+
+HELPFULNESS = load_rubric(ROOT / "include" / "rubrics", "helpfulness")
+T0 = END - DAY
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    seed_warehouse(create_engine(url), generate_responses(count=4, end=END, seed=5))  # ids 1-4, the last day
+    warehouse = Warehouse.from_url(url, SourceConfig())
+    warehouse.ensure_schema()
+    yield warehouse
+    warehouse.close()
+
+
+def add_source_rows(warehouse: Warehouse, *rows: tuple[int | None, dt.datetime]) -> None:
+    with warehouse.engine.begin() as conn:
+        for rid, created in rows:
+            conn.execute(
+                insert(warehouse.source).values(id=rid, created_at=created, question="q", response="r", topic="t")
+            )
+
+
+def scored(
+    response_id: int, *, cost: float = 0.001, run_id: str = "run", at: dt.datetime = END, **criteria: int
+) -> ScoreRecord:
+    record = score(response_id, HELPFULNESS, HELPFULNESS.version_key, run_id)
+    values = {**dict.fromkeys(HELPFULNESS.criterion_names, 3), **criteria}
+    crit = {name: CriterionScore(value, f"{name} is {value}") for name, value in values.items()}
+    overall = HELPFULNESS.overall(values)
+    return ScoreRecord(
+        response_id, record.rubric_name, record.rubric_version, overall, crit, record.model, Usage(10, 5), cost, 5,
+        False, False, run_id, at,
+    )  # fmt: skip
+
+
+def error(response_id: int, kind: ErrorKind = ErrorKind.JUDGE_ERROR, version: str | None = None) -> ErrorRecord:
+    return ErrorRecord(
+        response_id, HELPFULNESS.name, version or HELPFULNESS.version_key, kind, "HTTP 500 " + "x" * 10, 3, "run", END,
+        raw_reply='{"tone": 9}',
+    )  # fmt: skip
+
+
+def test_errors_are_written_whole_and_a_later_score_removes_only_its_own(warehouse: Warehouse) -> None:
+    warehouse.write([], [error(1), error(2, ErrorKind.INVALID_INPUT), error(1, version="older")])
+    with warehouse.engine.connect() as conn:
+        rows = {(r.response_id, r.rubric_version): r._asdict() for r in conn.execute(select(warehouse.errors))}
+    assert len(rows) == 3
+    one = rows[(1, HELPFULNESS.version_key)]
+    assert {
+        k: one[k] for k in ("rubric_name", "kind", "reason", "retryable", "attempts", "raw_reply", "dag_run_id")
+    } == {
+        "rubric_name": "helpfulness",
+        "kind": "judge_error",
+        "reason": "HTTP 500 " + "x" * 10,
+        "retryable": True,
+        "attempts": 3,
+        "raw_reply": '{"tone": 9}',
+        "dag_run_id": "run",
+    }
+    assert one["recorded_at"].replace(tzinfo=dt.UTC) == END
+    assert rows[(2, HELPFULNESS.version_key)]["retryable"] is False  # invalid input is not extracted again
+
+    warehouse.write([scored(1)], [])
+    with warehouse.engine.connect() as conn:
+        left = sorted((r.response_id, r.rubric_version) for r in conn.execute(select(warehouse.errors)))
+    assert left == [(1, "older"), (2, HELPFULNESS.version_key)]
+
+
+def test_null_ids_and_created_counts_are_for_the_half_open_interval(tmp_path: Path) -> None:
+    """A view or a log table may have rows without an id (an INTEGER PRIMARY KEY cannot: SQLite fills it)."""
+    from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+
+    url = f"sqlite:///{tmp_path / 'nulls.sqlite'}"
+    engine = create_engine(url)
+    columns = [Column("id", Integer), Column("created_at", DateTime(timezone=True)), Column("question", Text)]
+    columns += [Column("context", Text), Column("response", Text), Column("topic", String(40))]
+    table = Table("log_responses", MetaData(), *columns)
+    table.metadata.create_all(engine)
+    rows = [(None, T0), (None, END - dt.timedelta(seconds=1)), (None, END), (100, T0 - DAY), (101, END), (102, T0)]
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": i, "created_at": c, "question": "q", "response": "r"} for i, c in rows])
+    engine.dispose()
+    warehouse = Warehouse.from_url(url, SourceConfig(table="log_responses"))
+    try:
+        assert warehouse.null_ids(T0, END) == 2
+        assert warehouse.null_ids(END, END + DAY) == 1
+        assert warehouse.count_created(T0, END) == 3  # two without an id, and 102 at the start
+        assert warehouse.count_created(T0 - DAY, T0) == 1
+    finally:
+        warehouse.close()
+
+
+def test_spend_is_this_run_s_and_the_day_s_for_the_suite_s_rubrics_only(warehouse: Warehouse) -> None:
+    warehouse.write(
+        [
+            scored(1, cost=0.5, run_id="run", at=T0),  # this run, at the day's start
+            scored(2, cost=0.25, run_id="other", at=END - dt.timedelta(seconds=1)),  # another run, same day
+            scored(3, cost=0.125, run_id="run", at=END),  # this run, but the next day
+            scored(4, cost=2.0, run_id="other", at=T0 - dt.timedelta(seconds=1)),  # the day before
+        ],
+        [],
+    )
+    run_spent, day_spent = warehouse.spent_usd(
+        dag_run_id="run", day_start=T0, day_end=END, rubric_names=["helpfulness"]
+    )
+    assert (run_spent, day_spent) == (0.625, 0.75)
+    nothing = warehouse.spent_usd(dag_run_id="run", day_start=T0, day_end=END, rubric_names=["concision"])
+    assert nothing == (0.0, 0.0)
+    assert all(isinstance(v, float) for v in nothing)
+
+
+def test_rationales_are_keyed_by_text_ids_for_one_rubric_version(warehouse: Warehouse) -> None:
+    warehouse.write([scored(1, accuracy=5), scored(2)], [])
+    got = warehouse.rationales(["1", "2", "3"], rubric_name="helpfulness", rubric_version=HELPFULNESS.version_key)
+    names = HELPFULNESS.criterion_names
+    assert got["1"] == "; ".join(f"{n}: {n} is {5 if n == 'accuracy' else 3}" for n in names)
+    assert set(got) == {"1", "2"}
+    assert warehouse.rationales(["1"], rubric_name="helpfulness", rubric_version="0+older") == {}
+    assert warehouse.rationales([1], rubric_name="concision", rubric_version=HELPFULNESS.version_key) == {}
+
+
+def test_scores_frame_has_one_row_per_scored_response_in_the_window(warehouse: Warehouse) -> None:
+    add_source_rows(warehouse, (50, T0 - dt.timedelta(seconds=1)), (51, END))  # outside the window
+    warehouse.write([scored(1, accuracy=5, tone=1), scored(2), scored(50), scored(51)], [])
+    other = score(3, HELPFULNESS, "0+older", "run")
+    warehouse.write([other], [])
+    frame = warehouse.scores_frame(
+        rubric_name="helpfulness",
+        rubric_version=HELPFULNESS.version_key,
+        criteria=[*HELPFULNESS.criterion_names, "missing"],
+        start=T0,
+        end=END,
+    )
+    frame = frame.sort_values("response_id").reset_index(drop=True)
+    assert list(frame.columns[:4]) == ["response_id", "created_at", "overall", "topic"]
+    assert frame["response_id"].tolist() == [1, 2]
+    assert frame["overall"].tolist() == [HELPFULNESS.overall({"accuracy": 5, "tone": 1, "completeness": 3}), 3.0]
+    assert frame["accuracy"].tolist() == [5.0, 3.0] and frame["tone"].tolist() == [1.0, 3.0]
+    assert frame["overall"].dtype == float and frame["accuracy"].dtype == float
+    assert str(frame["created_at"].dt.tz) == "UTC"
+    assert frame["created_at"].between(T0, END, inclusive="left").all()
+    assert frame["missing"].isna().all()
+
+
+def test_scores_frame_of_an_empty_window_has_the_columns(warehouse: Warehouse) -> None:
+    frame = warehouse.scores_frame(
+        rubric_name="helpfulness", rubric_version="none", criteria=["accuracy"], start=T0, end=END
+    )
+    assert frame.empty
+    assert list(frame.columns) == ["response_id", "created_at", "overall", "topic", "accuracy"]
+
+
+def test_a_source_query_is_read_with_the_configured_names_and_types(warehouse: Warehouse) -> None:
+    query = "SELECT id AS rid, created_at AS ts, question AS q, response AS a, topic FROM app_responses;"
+    config = SourceConfig(
+        query=query, id_column="rid", created_at_column="ts", question_column="q", response_column="a",
+        context_column=None,
+    )  # fmt: skip
+    reader = Warehouse.from_url(warehouse.engine.url.render_as_string(hide_password=False), config)
+    try:
+        assert reader.count_created(T0, END) == 4
+        assert [c.name for c in reader.source.c] == ["rid", "ts", "q", "a", "topic"]
+    finally:
+        reader.close()
+
+
+def test_a_source_query_that_does_not_run_is_named_with_its_columns(warehouse: Warehouse) -> None:
+    config = SourceConfig(query="SELECT id FROM no_such_table", context_column=None, segment_columns=())
+    with pytest.raises(ConfigError) as caught:
+        Warehouse.from_url(warehouse.engine.url.render_as_string(hide_password=False), config).count_created(T0, END)
+    message = str(caught.value)
+    assert message.startswith("source.query: the query does not give the columns ['id', 'created_at', 'question', ")
+    assert "no such table: no_such_table" in message
+
+
+def test_a_source_query_with_repeated_column_names_is_refused() -> None:
+    config = SourceConfig(query="SELECT 1", question_column="id")
+    with pytest.raises(ConfigError, match=r"the query's columns must be distinct, got \['id', 'created_at', 'id'"):
+        Warehouse.from_url("sqlite://", config).count_created(T0, END)
