@@ -1,14 +1,17 @@
-"""One staging for several rubrics: each rubric reads, and is counted for, only what it needed."""
+"""The warehouse on SQLite: one staging for several rubrics, and the writes and reads the runs rely on."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import create_engine
+import pytest
+from sqlalchemy import create_engine, insert, select
 
 from judgeflow.config import BatchingConfig, SourceConfig
-from judgeflow.records import CriterionScore, ScoreRecord, Usage
+from judgeflow.errors import ConfigError
+from judgeflow.records import CriterionScore, ErrorKind, ErrorRecord, ScoreRecord, Usage
 from judgeflow.rubric import Rubric, load_rubric
 from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
@@ -93,13 +96,6 @@ def test_each_rubric_of_a_run_reads_and_counts_what_it_needed(tmp_path: Path) ->
 
 # --- found by mutation testing (docs/mutation.md): the reads and writes no other fast test reached ---
 
-from collections.abc import Iterator  # noqa: E402
-
-import pytest  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
-
-from judgeflow.errors import ConfigError  # noqa: E402
-from judgeflow.records import ErrorKind, ErrorRecord  # noqa: E402
 
 HELPFULNESS = load_rubric(ROOT / "include" / "rubrics", "helpfulness")
 T0 = END - DAY
