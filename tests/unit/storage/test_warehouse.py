@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, insert, select
 
 from judgeflow.config import BatchingConfig, SourceConfig
-from judgeflow.errors import ConfigError
-from judgeflow.records import CriterionScore, ErrorKind, ErrorRecord, ScoreRecord, Usage
+from judgeflow.errors import ConfigError, WarehouseError
+from judgeflow.records import BatchRef, CriterionScore, ErrorKind, ErrorRecord, ScoreRecord, Usage
 from judgeflow.rubric import Rubric, load_rubric
-from judgeflow.storage.warehouse import Warehouse
+from judgeflow.storage.warehouse import READ_CHUNK, Warehouse
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.support import ROOT
 
@@ -276,3 +277,150 @@ def test_a_source_query_with_repeated_column_names_is_refused() -> None:
     config = SourceConfig(query="SELECT 1", question_column="id")
     with pytest.raises(ConfigError, match=r"the query's columns must be distinct, got \['id', 'created_at', 'id'"):
         Warehouse.from_url("sqlite://", config).count_created(T0, END)
+
+
+# --- staging and reads, page by page (found by mutation testing) ---
+
+
+def staged_warehouse(tmp_path: Path, count: int, *, batch_size: int) -> Warehouse:
+    url = f"sqlite:///{tmp_path / 'staged.sqlite'}"
+    seed_warehouse(create_engine(url), generate_responses(count=count, end=END, seed=9))
+    warehouse = Warehouse.from_url(url, SourceConfig())
+    warehouse.ensure_schema()
+    staged = warehouse.stage_run(
+        run_key="dag/run",
+        rubrics=[HELPFULNESS],
+        start=T0,
+        end=END,
+        rescore=False,
+        batching=BatchingConfig(batch_size=batch_size),
+    )
+    assert staged == count
+    return warehouse
+
+
+def read_ids(warehouse: Warehouse, ref: BatchRef, **kwargs: Any) -> list[list[int]]:
+    options = {"rubric_name": "helpfulness", "rubric_version": HELPFULNESS.version_key, "dag_run_id": "run"}
+    options |= {"rescore": False, **kwargs}
+    return [[item.response_id for item in page] for page in warehouse.read_batch(ref, **options)]
+
+
+def test_batches_are_planned_in_order_with_their_sizes_and_id_ranges(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, 25, batch_size=10)
+    try:
+        refs = warehouse.plan_batches("dag/run")
+        assert [(r.batch_index, r.size) for r in refs] == [(0, 10), (1, 10), (2, 5)]
+        pages = [read_ids(warehouse, r) for r in refs]
+        for ref, (page,) in zip(refs, pages, strict=True):
+            assert (ref.run_key, ref.first_id, ref.last_id) == ("dag/run", str(min(page)), str(max(page)))
+        assert sorted(i for (page,) in pages for i in page) == list(range(1, 26)), "each response in one batch"
+        assert warehouse.plan_batches("other/run") == []
+    finally:
+        warehouse.close()
+
+
+def test_a_batch_is_read_in_pages_of_read_chunk_each_response_once_in_id_order(tmp_path: Path) -> None:
+    count = 2 * READ_CHUNK + 7
+    warehouse = staged_warehouse(tmp_path, count, batch_size=count)
+    try:
+        (ref,) = warehouse.plan_batches("dag/run")
+        pages = read_ids(warehouse, ref)
+        assert [len(p) for p in pages] == [READ_CHUNK, READ_CHUNK, 7]
+        assert [i for page in pages for i in page] == list(range(1, count + 1))
+    finally:
+        warehouse.close()
+
+
+def test_a_batch_of_exactly_read_chunk_ends_after_one_empty_read(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, READ_CHUNK, batch_size=READ_CHUNK)
+    try:
+        (ref,) = warehouse.plan_batches("dag/run")
+        assert [len(p) for p in read_ids(warehouse, ref)] == [READ_CHUNK]
+    finally:
+        warehouse.close()
+
+
+def test_read_items_carry_the_source_s_texts_and_segments(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, 3, batch_size=10)
+    try:
+        (ref,) = warehouse.plan_batches("dag/run")
+        opts = {"rubric_name": "helpfulness", "rubric_version": HELPFULNESS.version_key, "dag_run_id": "run"}
+        (page,) = warehouse.read_batch(ref, rescore=False, **opts)
+        with warehouse.engine.connect() as conn:
+            rows = {r.id: r for r in conn.execute(select(warehouse.source))}
+        assert [(i.question, i.response, i.context, i.segments) for i in page] == [
+            (rows[i].question, rows[i].response, rows[i].context, {"topic": rows[i].topic}) for i in (1, 2, 3)
+        ]
+        assert any(rows[i].context for i in (1, 2, 3)) and len({rows[i].question for i in (1, 2, 3)}) == 3
+        no_context = Warehouse.from_url(warehouse.engine, SourceConfig(context_column=None))
+        (page,) = no_context.read_batch(ref, rescore=False, **opts)
+        assert [i.context for i in page] == [None, None, None]
+    finally:
+        warehouse.close()
+
+
+def test_a_read_leaves_out_what_is_scored_and_with_skip_errored_what_this_run_failed(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, 6, batch_size=10)
+    try:
+        (ref,) = warehouse.plan_batches("dag/run")
+        warehouse.write([scored(1, run_id="run"), scored(2, run_id="earlier")], [])
+        warehouse.write([], [error(3), error(4, version="older")])
+        warehouse.write(
+            [], [ErrorRecord(5, "helpfulness", HELPFULNESS.version_key, ErrorKind.JUDGE_ERROR, "x", 1, "b", END)]
+        )
+        assert read_ids(warehouse, ref) == [[3, 4, 5, 6]], "a retryable error is still owed a verdict"
+        assert read_ids(warehouse, ref, skip_errored=True) == [[4, 5, 6]], "this run's own error, this version"
+        # a rescore judges again what other runs scored, and skips only what this run did
+        assert read_ids(warehouse, ref, rescore=True) == [[2, 3, 4, 5, 6]]
+        assert read_ids(warehouse, ref, rescore=True, since=T0) == [[2, 3, 4, 5, 6]], "since is not for rescores"
+        other = read_ids(warehouse, ref, rubric_name="concision", rubric_version=HELPFULNESS.version_key)
+        assert other == [[1, 2, 3, 4, 5, 6]]
+        assert read_ids(warehouse, ref, rubric_version="0+older") == [[1, 2, 3, 4, 5, 6]]
+    finally:
+        warehouse.close()
+
+
+def test_a_read_of_another_run_or_batch_finds_nothing(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, 4, batch_size=2)
+    try:
+        first, second = warehouse.plan_batches("dag/run")
+        assert read_ids(warehouse, first) == [[1, 2]] and read_ids(warehouse, second) == [[3, 4]]
+        assert read_ids(warehouse, BatchRef("other/run", 0, 2, "1", "2")) == []
+        warehouse.discard_run_items("dag/run")
+        assert warehouse.plan_batches("dag/run") == []
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.parametrize(
+    ("action", "call"),
+    [
+        ("plan batches", lambda w: w.plan_batches("dag/run")),
+        ("read batch", lambda w: list(w.read_batch(BatchRef("r", 0, 1, "1", "1"), rubric_name="h",
+                                                     rubric_version="1", dag_run_id="r", rescore=False))),
+        ("discard run items", lambda w: w.discard_run_items("dag/run")),
+        ("write results", lambda w: w.write([scored(1)], [])),
+        ("read spend", lambda w: w.spent_usd(dag_run_id="r", day_start=T0, day_end=END, rubric_names=["h"])),
+        ("read rationales", lambda w: w.rationales([1], rubric_name="h", rubric_version="1")),
+        ("read scores", lambda w: w.scores_frame(rubric_name="h", rubric_version="1", criteria=[], start=T0, end=END)),
+    ],
+)  # fmt: skip
+def test_a_failing_statement_names_what_was_being_done(warehouse: Warehouse, action: str, call: Any) -> None:
+    with warehouse.engine.begin() as conn:
+        for table in ("judge_run_items", "judge_criterion_scores", "judge_scores", "judge_errors"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+    with pytest.raises(WarehouseError, match=f"^warehouse: could not {action}: "):
+        call(warehouse)
+
+
+def test_null_ids_and_counts_name_what_failed(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, 1, batch_size=10)
+    try:
+        with warehouse.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE app_responses")
+        with pytest.raises(WarehouseError, match=r"^warehouse: could not count responses without an id: "):
+            warehouse.null_ids(T0, END)
+        with pytest.raises(WarehouseError, match=r"^warehouse: could not count the interval's responses: "):
+            warehouse.count_created(T0, END)
+    finally:
+        warehouse.close()
