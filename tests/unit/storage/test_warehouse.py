@@ -424,3 +424,64 @@ def test_null_ids_and_counts_name_what_failed(tmp_path: Path) -> None:
             warehouse.count_created(T0, END)
     finally:
         warehouse.close()
+
+
+def test_run_totals_count_this_run_s_scores_errors_tokens_and_cost_exactly(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, 10, batch_size=10)
+    try:
+
+        def record(i: int, *, cost: float, hit: bool = False, run_id: str = "run", version: str = "") -> ScoreRecord:
+            base = scored(i, cost=cost, run_id=run_id, accuracy=1 + i % 5)
+            return ScoreRecord(
+                i, base.rubric_name, version or base.rubric_version, base.overall, base.criteria, base.model,
+                Usage(100 + i, 10 + i, 1000 * i, 7 * i), cost, 5, hit, False, run_id, END,
+            )  # fmt: skip
+
+        mine = [record(1, cost=0.5), record(2, cost=0.25, hit=True), record(3, cost=0.125)]
+        warehouse.write([*mine, record(4, cost=9.0, run_id="other"), record(5, cost=9.0, version="0+older")], [])
+
+        def failed(i: int, kind: ErrorKind, run_id: str = "run") -> ErrorRecord:
+            return ErrorRecord(i, "helpfulness", HELPFULNESS.version_key, kind, "why", 1, run_id, END)
+
+        budget, malformed = ErrorKind.BUDGET_EXHAUSTED, ErrorKind.MALFORMED_VERDICT
+        warehouse.write([], [failed(6, budget), failed(7, malformed), failed(8, ErrorKind.JUDGE_ERROR)])
+        warehouse.write([], [failed(9, budget, run_id="other")])
+        totals = warehouse.run_totals("dag/run", "run", "helpfulness", HELPFULNESS.version_key)
+        assert totals == {
+            "extracted": 10,
+            "scored": 3,
+            "from_cache": 1,
+            "errors": 3,
+            "left_for_budget": 1,
+            "malformed": 1,
+            "input_tokens": 101 + 102 + 103,
+            "output_tokens": 11 + 12 + 13,
+            "cache_write_tokens": 1000 + 2000 + 3000,
+            "cache_read_tokens": 7 + 14 + 21,
+            "cost_usd": 0.875,
+            "mean": round(sum(s.overall for s in mine) / 3, 4),
+            "unaccounted": 4,  # 4 and 9 by another run, 5 under another version, 10 never
+        }
+        assert isinstance(totals["cost_usd"], float) and isinstance(totals["input_tokens"], int)
+        empty = warehouse.run_totals("dag/run", "run", "concision", HELPFULNESS.version_key)
+        assert (empty["extracted"], empty["scored"], empty["from_cache"], empty["cost_usd"]) == (10, 0, 0, 0.0)
+        assert (empty["mean"], empty["unaccounted"], empty["left_for_budget"], empty["malformed"]) == (None, 10, 0, 0)
+        assert warehouse.run_totals("other/run", "run", "helpfulness", HELPFULNESS.version_key)["extracted"] == 0
+    finally:
+        warehouse.close()
+
+
+def test_run_totals_since_the_interval_count_only_what_this_rubric_wanted(tmp_path: Path) -> None:
+    """Staged, but already scored by this rubric in an earlier run: not extracted for this rubric;
+    this run's own scores and errors always count, and what is still unjudged is unaccounted."""
+    warehouse = staged_warehouse(tmp_path, 5, batch_size=10)
+    try:
+        warehouse.write([scored(1, run_id="earlier"), scored(2, run_id="run")], [error(3, ErrorKind.INVALID_INPUT)])
+        totals = warehouse.run_totals("dag/run", "run", "helpfulness", HELPFULNESS.version_key, since=T0)
+        assert (totals["extracted"], totals["scored"], totals["errors"], totals["unaccounted"]) == (4, 1, 1, 2)
+        everything = warehouse.run_totals("dag/run", "run", "helpfulness", HELPFULNESS.version_key)
+        assert everything["extracted"] == 5
+        later = warehouse.run_totals("dag/run", "run", "helpfulness", HELPFULNESS.version_key, since=END)
+        assert later["extracted"] == 4, "before the interval, wanted only while the rubric never scored it"
+    finally:
+        warehouse.close()
