@@ -20,6 +20,7 @@ It is a benchmark-like command, not a CI step: a full run takes tens of minutes 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import math
 import os
@@ -297,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         help="check the last run's unexplained survivors again with the current tests (after adding tests; "
         "a change to the modules needs a full run)",
     )
+    parser.add_argument(
+        "--only",
+        metavar="PATTERN",
+        help="with --again: only the survivors whose name matches this fnmatch pattern (e.g. '*read_batch*')",
+    )
     parser.add_argument("--show", action="store_true", help="print the diff of every unexplained survivor")
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
@@ -307,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.again:
             last = account(read_exit_codes(args.workdir, modules), equivalents)
             again = [name for result in last for name in result.unexplained]
+            if args.only:
+                again = [name for name in again if fnmatch.fnmatchcase(name, args.only)]
             if not again:
                 print("no unexplained survivors to check again")
         prepare(args.workdir, modules, again=args.again)
