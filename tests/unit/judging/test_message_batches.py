@@ -34,6 +34,14 @@ def test_custom_ids_are_valid_and_stable(key: str) -> None:
     assert custom_id_for(key) == custom_id_for(key)
 
 
+def test_a_custom_id_is_j_and_the_first_48_hex_digits_of_the_key_s_sha256() -> None:
+    """Stable across releases: a task restarted after an upgrade recomputes the ids of its batch's results."""
+    import hashlib
+
+    assert custom_id_for("judgeflow:v1:ключ") == "j" + hashlib.sha256("judgeflow:v1:ключ".encode()).hexdigest()[:48]
+    assert len(custom_id_for("")) == 49
+
+
 def test_different_keys_get_different_custom_ids() -> None:
     ids = {custom_id_for(f"judgeflow:v1:{n}") for n in range(10_000)}
     assert len(ids) == 10_000

@@ -564,3 +564,61 @@ def test_batch_totals_summarise_every_counter_for_the_run_summary() -> None:
         "max_in_flight": 6,
         "stopped": "HTTP 401",
     }
+
+
+def test_concurrent_refusals_are_each_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """With the ledger in Redis, calls in flight together are refused together: each refusal counts."""
+    import uuid
+
+    import redis.asyncio
+
+    from judgeflow.config import BudgetConfig
+    from judgeflow.judging.budget import Cap, CostEstimator, RedisBudget
+    from tests.conftest import REDIS_ADDRESS, require_tcp
+
+    require_tcp("Redis", REDIS_ADDRESS)
+    estimator = CostEstimator(PRICE, BudgetConfig())
+    cap = Cap("run", f"judgeflow:test:refusals:{uuid.uuid4().hex}", limit_usd=1e-9, spent_usd=0.0)
+
+    async def judge_three(server: EmulatorServer) -> tuple[list[Judged | Failed], JudgeCaller]:
+        ledger = RedisBudget(redis.asyncio.Redis(host=REDIS_ADDRESS[0], port=REDIS_ADDRESS[1]), [cap])
+        try:
+            async with client_for(server) as client:
+                caller = JudgeCaller(
+                    client,
+                    rubric=RUBRIC,
+                    config=JudgeConfig(**FAST_BACKOFF),
+                    concurrency=AdaptiveConcurrency(ceiling=4),
+                    cost_of=lambda usage: cost_usd(usage, PRICE),
+                    budget=ledger,
+                    estimator=estimator,
+                )
+                outcomes = await asyncio.gather(*(caller.judge(judge_request(t)) for t in "abc"))
+                return list(outcomes), caller
+        finally:
+            await ledger._client.delete(cap.key)
+            await ledger.aclose()
+
+    with emulator() as server, caplog.at_level("WARNING", logger="judgeflow.judging.judge_call"):
+        outcomes, caller = asyncio.run(judge_three(server))
+        assert server.stats()["requests_total"] == 0
+    assert all(isinstance(o, Failed) and o.kind is ErrorKind.BUDGET_EXHAUSTED for o in outcomes)
+    assert caller.stats.budget_refused == 3
+    assert len([r for r in caplog.records if r.name == "judgeflow.judging.judge_call"]) == 1
+
+
+def test_a_stop_is_logged_once_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    with emulator(api_key="right") as server, caplog.at_level("ERROR", logger="judgeflow.judging.judge_call"):
+        _, caller, _ = judge_all(server, [judge_request("a")], JudgeConfig(**FAST_BACKOFF), api_key="wrong")
+    caller.stop("a second reason is not logged")
+    messages = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.judge_call"]
+    assert caller.stop_reason is not None and caller.stop_reason.startswith("HTTP 401")
+    assert messages == [f"stopping the run: {caller.stop_reason}"]
+
+
+def test_a_malformed_verdict_s_reason_is_logged_at_most_200_characters() -> None:
+    from judgeflow.judging.judge_call import _short
+    from judgeflow.judging.verdict import Unscored
+
+    assert _short(Unscored("x" * 300, "raw")) == "x" * 200
+    assert _short(Unscored("short", "raw")) == "short"
