@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,9 @@ def test_the_shipped_doc_explains_each_equivalent_once() -> None:
     text = (PROJECT_ROOT / "docs" / "mutation.md").read_text(encoding="utf-8")
     for name in equivalents:
         assert text.count(f"`{name}`") == 1, name
-        module = name.removeprefix("judgeflow.").rpartition(".x_")[0].replace(".", "/") + ".py"
+        match = re.match(r"judgeflow\.(?P<module>[\w.]+?)\.x[_ǁ]", name)  # x_function or xǁClassǁmethod
+        assert match, name
+        module = match["module"].replace(".", "/") + ".py"
         assert module in MODULES, f"{name} is not in a module judgeflow-dev mutate checks"
 
 
