@@ -485,3 +485,50 @@ def test_run_totals_since_the_interval_count_only_what_this_rubric_wanted(tmp_pa
         assert later["extracted"] == 4, "before the interval, wanted only while the rubric never scored it"
     finally:
         warehouse.close()
+
+
+def test_staging_leaves_out_what_is_scored_or_failed_for_good_under_this_version(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'stage.sqlite'}"
+    seed_warehouse(create_engine(url), generate_responses(count=8, end=END, seed=9))
+    warehouse = Warehouse.from_url(url, SourceConfig())
+    warehouse.ensure_schema()
+    try:
+        concision = load_rubric(ROOT / "include" / "rubrics", "concision")
+        permanent, retryable = ErrorKind.INVALID_INPUT, ErrorKind.JUDGE_ERROR
+        warehouse.write(
+            [scored(1), score(2, concision, concision.version_key, "earlier"), score(3, HELPFULNESS, "0+older", "e")],
+            [error(4, permanent), error(5, retryable), error(6, permanent, version="0+older")],
+        )
+        options = {"start": T0, "end": END, "rescore": False, "batching": BatchingConfig(batch_size=100)}
+
+        def staged(*rubrics: Rubric) -> list[int]:
+            warehouse.stage_run(run_key="dag/run", rubrics=list(rubrics), **options)
+            return sorted(i for ref in warehouse.plan_batches("dag/run") for page in read_all(ref) for i in page)
+
+        def read_all(ref: BatchRef) -> list[list[int]]:
+            with warehouse.engine.connect() as conn:
+                rows = conn.execute(select(warehouse.items.c.response_id).where(
+                    warehouse.items.c.run_key == ref.run_key, warehouse.items.c.batch_index == ref.batch_index
+                )).all()  # fmt: skip
+            return [[row[0] for row in rows]]
+
+        assert staged(HELPFULNESS) == [2, 3, 5, 6, 7, 8], "1 scored and 4 invalid under this version"
+        assert staged(concision) == [1, 3, 4, 5, 6, 7, 8], "2 scored by concision"
+        assert staged(HELPFULNESS, concision) == [1, 2, 3, 4, 5, 6, 7, 8]
+        (ref,) = warehouse.plan_batches("dag/run")
+        assert read_ids(warehouse, ref, since=T0) == [[2, 3, 5, 6, 7, 8]], "helpfulness reads its own only"
+    finally:
+        warehouse.close()
+
+
+def test_a_response_created_at_the_interval_s_start_is_in_it(tmp_path: Path) -> None:
+    warehouse = staged_warehouse(tmp_path, 2, batch_size=10)
+    try:
+        with warehouse.engine.begin() as conn:
+            conn.execute(warehouse.source.update().where(warehouse.source.c.id == 1).values(created_at=T0))
+            conn.execute(warehouse.source.update().where(warehouse.source.c.id == 2).values(created_at=T0 - DAY))
+        warehouse.write([score(2, HELPFULNESS, "0+older", "e")], [])  # scored before: not wanted late
+        (ref,) = warehouse.plan_batches("dag/run")
+        assert read_ids(warehouse, ref, since=T0) == [[1]]
+    finally:
+        warehouse.close()
