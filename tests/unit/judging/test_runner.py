@@ -622,3 +622,36 @@ def test_a_malformed_verdict_s_reason_is_logged_at_most_200_characters() -> None
 
     assert _short(Unscored("x" * 300, "raw")) == "x" * 200
     assert _short(Unscored("short", "raw")) == "short"
+
+
+@pytest.mark.parametrize(
+    ("remaining", "reset_in_s", "paused_s"),
+    [
+        pytest.param("0", 5.0, 5.0, id="none-left-pauses-until-the-reset"),
+        pytest.param("0", 60.0, 30.0, id="capped-at-backoff-max"),
+        pytest.param("1", 5.0, 0.0, id="some-left"),
+        pytest.param("0", -5.0, 0.0, id="reset-already-past"),
+        pytest.param(None, 5.0, 0.0, id="no-remaining-header"),
+        pytest.param("0", None, 0.0, id="no-reset-header"),
+        pytest.param("0", "not a time", 0.0, id="unreadable-reset"),
+    ],
+)
+def test_an_exhausted_request_quota_pauses_every_call_until_its_reset(
+    remaining: str | None, reset_in_s: float | str | None, paused_s: float
+) -> None:
+    import datetime as dt
+
+    now = 1000.0
+    concurrency = AdaptiveConcurrency(ceiling=4, clock=lambda: now)
+    config = JudgeConfig(backoff_max_s=30.0)
+    caller = JudgeCaller(None, rubric=RUBRIC, config=config, concurrency=concurrency, cost_of=lambda usage: 0.0)
+    headers: dict[str, str] = {}
+    if remaining is not None:
+        headers["anthropic-ratelimit-requests-remaining"] = remaining
+    if isinstance(reset_in_s, float):
+        reset = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=reset_in_s)
+        headers["anthropic-ratelimit-requests-reset"] = reset.isoformat().replace("+00:00", "Z")
+    elif reset_in_s is not None:
+        headers["anthropic-ratelimit-requests-reset"] = reset_in_s
+    caller._follow_headers(headers)
+    assert max(0.0, concurrency._pause_until - now) == pytest.approx(paused_s, abs=0.5)
