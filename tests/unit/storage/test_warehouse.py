@@ -370,6 +370,9 @@ def test_a_read_leaves_out_what_is_scored_and_with_skip_errored_what_this_run_fa
         )
         assert read_ids(warehouse, ref) == [[3, 4, 5, 6]], "a retryable error is still owed a verdict"
         assert read_ids(warehouse, ref, skip_errored=True) == [[4, 5, 6]], "this run's own error, this version"
+        concision = ErrorRecord(6, "concision", HELPFULNESS.version_key, ErrorKind.JUDGE_ERROR, "x", 1, "run", END)
+        warehouse.write([], [concision])
+        assert read_ids(warehouse, ref, skip_errored=True) == [[4, 5, 6]], "and this rubric's"
         # a rescore judges again what other runs scored, and skips only what this run did
         assert read_ids(warehouse, ref, rescore=True) == [[2, 3, 4, 5, 6]]
         assert read_ids(warehouse, ref, rescore=True, since=T0) == [[2, 3, 4, 5, 6]], "since is not for rescores"
