@@ -609,7 +609,8 @@ def test_concurrent_refusals_are_each_counted_and_logged_once(caplog: pytest.Log
 
 def test_a_stop_is_logged_once_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
     with emulator(api_key="right") as server, caplog.at_level("ERROR", logger="judgeflow.judging.judge_call"):
-        _, caller, _ = judge_all(server, [judge_request("a")], JudgeConfig(**FAST_BACKOFF), api_key="wrong")
+        (first,), caller, _ = judge_all(server, [judge_request("a")], JudgeConfig(**FAST_BACKOFF), api_key="wrong")
+    assert isinstance(first, Failed) and first.kind is ErrorKind.TERMINAL and first.reason == caller.stop_reason
     caller.stop("a second reason is not logged")
     messages = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.judge_call"]
     assert caller.stop_reason is not None and caller.stop_reason.startswith("HTTP 401")
@@ -628,6 +629,7 @@ def test_a_malformed_verdict_s_reason_is_logged_at_most_200_characters() -> None
     ("remaining", "reset_in_s", "paused_s"),
     [
         pytest.param("0", 5.0, 5.0, id="none-left-pauses-until-the-reset"),
+        pytest.param("0", 0.8, 0.8, id="under-a-second-too"),
         pytest.param("0", 60.0, 30.0, id="capped-at-backoff-max"),
         pytest.param("1", 5.0, 0.0, id="some-left"),
         pytest.param("0", -5.0, 0.0, id="reset-already-past"),
@@ -654,4 +656,15 @@ def test_an_exhausted_request_quota_pauses_every_call_until_its_reset(
     elif reset_in_s is not None:
         headers["anthropic-ratelimit-requests-reset"] = reset_in_s
     caller._follow_headers(headers)
-    assert max(0.0, concurrency._pause_until - now) == pytest.approx(paused_s, abs=0.5)
+    assert max(0.0, concurrency._pause_until - now) == pytest.approx(paused_s, abs=0.3)
+
+
+def test_usage_without_counts_is_zero_tokens() -> None:
+    """A reply whose usage leaves counts out (None or absent, as batch results may) costs nothing extra."""
+    from types import SimpleNamespace
+
+    from judgeflow.judging.judge_call import usage_of
+
+    assert usage_of(SimpleNamespace(usage=SimpleNamespace(input_tokens=None, output_tokens=None))) == Usage()
+    full = SimpleNamespace(input_tokens=1, output_tokens=2, cache_creation_input_tokens=3, cache_read_input_tokens=4)
+    assert usage_of(SimpleNamespace(usage=full)) == Usage(1, 2, 3, 4)
