@@ -499,6 +499,19 @@ def test_caller_retries_a_timed_out_request() -> None:
 # --- found by mutation testing (docs/mutation.md) --------------------------------------------------
 
 
+def budgeted_caller(client: Any, budget: Any, estimator: Any) -> JudgeCaller:
+    """A caller that reserves each request's estimate in ``budget`` before sending it."""
+    return JudgeCaller(
+        client,
+        rubric=RUBRIC,
+        config=JudgeConfig(**FAST_BACKOFF),
+        concurrency=AdaptiveConcurrency(ceiling=4),
+        cost_of=lambda usage: cost_usd(usage, PRICE),
+        budget=budget,
+        estimator=estimator,
+    )
+
+
 def test_a_budget_refusal_ends_the_task_s_calls_without_a_request(caplog: pytest.LogCaptureFixture) -> None:
     """The first refusal logs once and marks the budget spent; every later call returns at once."""
     from judgeflow.config import BudgetConfig
@@ -509,15 +522,7 @@ def test_a_budget_refusal_ends_the_task_s_calls_without_a_request(caplog: pytest
 
     async def judge_two(server: EmulatorServer) -> tuple[list[Judged | Failed], JudgeCaller]:
         async with client_for(server) as client:
-            caller = JudgeCaller(
-                client,
-                rubric=RUBRIC,
-                config=JudgeConfig(**FAST_BACKOFF),
-                concurrency=AdaptiveConcurrency(ceiling=2),
-                cost_of=lambda usage: cost_usd(usage, PRICE),
-                budget=LocalBudget([cap]),
-                estimator=estimator,
-            )
+            caller = budgeted_caller(client, LocalBudget([cap]), estimator)
             return [await caller.judge(judge_request("a")), await caller.judge(judge_request("b"))], caller
 
     with emulator() as server, caplog.at_level("WARNING", logger="judgeflow.judging.judge_call"):
@@ -584,15 +589,7 @@ def test_concurrent_refusals_are_each_counted_and_logged_once(caplog: pytest.Log
         ledger = RedisBudget(redis.asyncio.Redis(host=REDIS_ADDRESS[0], port=REDIS_ADDRESS[1]), [cap])
         try:
             async with client_for(server) as client:
-                caller = JudgeCaller(
-                    client,
-                    rubric=RUBRIC,
-                    config=JudgeConfig(**FAST_BACKOFF),
-                    concurrency=AdaptiveConcurrency(ceiling=4),
-                    cost_of=lambda usage: cost_usd(usage, PRICE),
-                    budget=ledger,
-                    estimator=estimator,
-                )
+                caller = budgeted_caller(client, ledger, estimator)
                 outcomes = await asyncio.gather(*(caller.judge(judge_request(t)) for t in "abc"))
                 return list(outcomes), caller
         finally:
