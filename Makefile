@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LOCK   := constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo ui test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse bench-alerts calibrate stack-test
+.PHONY: demo ui test lint format docs lock clean bench bench-cost bench-ui bench-warehouse bench-parse bench-alerts calibrate mutate stack-test
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-alerts: $(BIN)/.installed  ## share of 200 null 28-day timelines with any 
 
 calibrate: $(BIN)/.installed  ## judge the rubric's golden set with the emulator, print the table (RUBRIC=...)
 	$(BIN)/judgeflow-dev calibrate --emulator $(if $(RUBRIC),--rubric $(RUBRIC))
+
+mutate: $(BIN)/.installed  ## mutation testing of the promise modules, survivors per module (MODULE=judging/verdict.py for one)
+	$(BIN)/judgeflow-dev mutate --max-children $(or $(MAX_CHILDREN),2) $(if $(MODULE),--module $(MODULE))
 
 stack-test: $(BIN)/.installed  ## two suites at once + a 3-day backfill on CeleryExecutor: Postgres, Redis, 2 workers (~5 min)
 	$(BIN)/judgeflow-dev stack-test

@@ -10,6 +10,8 @@
   reading a 1M-row day, the DAG files' parse time with many suites, the share of null 28-day
   timelines that get any alert (``--help`` on each);
 - ``judgeflow-dev ui``: Airflow's api-server with the judgeflow view on ``make demo``'s data, and its login;
+- ``judgeflow-dev mutate``: mutation testing (mutmut) of the modules that carry the promises, with a
+  table of survivors per module (docs/mutation.md);
 - ``judgeflow-dev stack-test``: the DAG and a backfill on a native CeleryExecutor stack, checked.
 """
 
@@ -32,6 +34,7 @@ COMMANDS = {
     "bench-parse": ("judgeflow_devkit.bench.parse:main", "the DAG files' parse time with 50 suites (see --help)"),
     "ui": ("judgeflow_devkit.ui_server:main", "Airflow's api-server with the view on make demo's data (see --help)"),
     "bench-alerts": ("judgeflow_devkit.bench.alerts:main", "false alerts of null 28-day timelines (see --help)"),
+    "mutate": ("judgeflow_devkit.mutate:main", "mutation testing of the modules that carry the promises (see --help)"),
     "stack-test": ("judgeflow_devkit.stack.command:main", "the DAG on a native Celery stack, checked (see --help)"),
 }
 """Commands with their own parsers: ``module:function`` taking the remaining arguments, imported on use."""

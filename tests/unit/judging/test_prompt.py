@@ -187,3 +187,91 @@ def test_a_blank_criterion_description_still_builds_a_schema_with_the_criterion(
     """The criterion's name carries it; a blank description is not a reason to refuse the rubric."""
     text = f"name: t\nversion: 1\ninstructions: J.\ncriteria:\n  - name: a\n    description: {description}\n"
     assert verdict_schema(parse_rubric(text))["required"] == ["a"]
+
+
+# Found by mutation testing (docs/mutation.md): the exact bytes matter, since the system prompt and the
+# tool are the cached prefix (any change is a cache miss on every request) and the judge reads them.
+
+SMALL_RUBRIC = """\
+name: small
+version: 1
+scale: {min: 1, max: 3}
+instructions: |
+  Judge the reply.
+criteria:
+  - name: tone
+    description: |
+      Is it kind?
+      Second line.
+    levels: {3: 'Warm.', 1: 'Rude.'}
+    examples:
+      - {score: 1, text: ' Go away. ', why: 'Dismissive.'}
+      - {score: 3}
+  - name: facts
+    description: '   '
+"""
+
+
+def test_system_prompt_is_exactly_rules_instructions_and_criteria() -> None:
+    prompt = system_prompt(parse_rubric(SMALL_RUBRIC))
+    rules = prompt.split("\n\n# Rubric instructions\n")[0]
+    assert rules.startswith("You are an impartial evaluator") and rules.endswith("for every criterion.")
+    assert prompt == "\n".join(
+        [
+            rules,
+            "",
+            "# Rubric instructions",
+            "Judge the reply.",
+            "",
+            "# Criteria",
+            "Every score is an integer from 1 (worst) to 3 (best).",
+            "",
+            "## tone",
+            "Is it kind?\nSecond line.",
+            "- 1: Rude.",
+            "- 3: Warm.",
+            "Example scored 1: Go away.",
+            "  Why: Dismissive.",
+            "Example scored 3: ",
+            "",
+            "## facts",
+            "",
+        ]
+    )
+
+
+def test_tool_schema_is_exactly_one_object_per_criterion() -> None:
+    def criterion(description: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": description,
+            "properties": {
+                "score": {"type": "integer", "minimum": 1, "maximum": 3},
+                "rationale": {"type": "string", "description": "one or two sentences"},
+            },
+            "required": ["score", "rationale"],
+            "additionalProperties": False,
+        }
+
+    # the first line of the description, or the criterion's name when it is blank
+    assert verdict_schema(parse_rubric(SMALL_RUBRIC)) == {
+        "type": "object",
+        "properties": {"tone": criterion("Is it kind?"), "facts": criterion("facts")},
+        "required": ["tone", "facts"],
+        "additionalProperties": False,
+    }
+
+
+def test_the_tool_is_described_to_the_judge(rubric: Rubric) -> None:
+    (tool,) = request_params(rubric, "Hello")["tools"]
+    assert tool == {
+        "name": VERDICT_TOOL_NAME,
+        "description": "Record the verdict for the response under evaluation.",
+        "input_schema": verdict_schema(rubric),
+    }
+
+
+def test_a_missing_response_is_an_empty_element() -> None:
+    text, truncated = user_message(item(None, question="Q", context="C"), max_response_chars=10)
+    assert text == "<question>Q</question>\n<context>C</context>\n<response></response>"
+    assert not truncated

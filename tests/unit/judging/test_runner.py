@@ -494,3 +494,174 @@ def test_caller_retries_a_timed_out_request() -> None:
     assert "APITimeoutError" in outcome.reason
     assert caller.stats.by_error == {"TransientJudgeError": 2}
     assert len(sleep.waits) == 1
+
+
+# --- found by mutation testing (docs/mutation.md) --------------------------------------------------
+
+
+def budgeted_caller(client: Any, budget: Any, estimator: Any) -> JudgeCaller:
+    """A caller that reserves each request's estimate in ``budget`` before sending it."""
+    return JudgeCaller(
+        client,
+        rubric=RUBRIC,
+        config=JudgeConfig(**FAST_BACKOFF),
+        concurrency=AdaptiveConcurrency(ceiling=4),
+        cost_of=lambda usage: cost_usd(usage, PRICE),
+        budget=budget,
+        estimator=estimator,
+    )
+
+
+def test_a_budget_refusal_ends_the_task_s_calls_without_a_request(caplog: pytest.LogCaptureFixture) -> None:
+    """The first refusal logs once and marks the budget spent; every later call returns at once."""
+    from judgeflow.config import BudgetConfig
+    from judgeflow.judging.budget import Cap, CostEstimator, LocalBudget
+
+    estimator = CostEstimator(PRICE, BudgetConfig())
+    cap = Cap("run", "judgeflow:test:budget", limit_usd=estimator.estimate(judge_request().params) / 2, spent_usd=0.0)
+
+    async def judge_two(server: EmulatorServer) -> tuple[list[Judged | Failed], JudgeCaller]:
+        async with client_for(server) as client:
+            caller = budgeted_caller(client, LocalBudget([cap]), estimator)
+            return [await caller.judge(judge_request("a")), await caller.judge(judge_request("b"))], caller
+
+    with emulator() as server, caplog.at_level("WARNING", logger="judgeflow.judging.judge_call"):
+        (first, second), caller = asyncio.run(judge_two(server))
+        assert server.stats()["requests_total"] == 0
+    reason = "budget cap reached; left for the next run"
+    assert first == Failed(ErrorKind.BUDGET_EXHAUSTED, reason, 1, Usage())
+    assert second == Failed(ErrorKind.BUDGET_EXHAUSTED, reason, 0, Usage())
+    assert caller.budget_exhausted is True
+    assert caller.stats.budget_refused == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.judge_call"]
+    assert warnings == ["budget cap reached: no more requests this task; the rest waits for the next run"]
+    assert cap.reserved_usd == 0.0 and cap.spent_usd == 0.0
+
+
+def test_batch_totals_summarise_every_counter_for_the_run_summary() -> None:
+    from judgeflow.judging.judge_call import CallStats
+
+    totals = BatchTotals(
+        items=10,
+        scored=7,
+        from_cache=2,
+        errors=3,
+        usage=Usage(input_tokens=11, output_tokens=12, cache_write_tokens=13, cache_read_tokens=14),
+        cost_usd=0.12345678,
+        calls=CallStats(requests=5, retries=4, rate_limited=3, budget_refused=2, transient_errors=1),
+        max_in_flight=6,
+        stopped="HTTP 401",
+    )
+    assert totals.to_json() == {
+        "items": 10,
+        "scored": 7,
+        "from_cache": 2,
+        "errors": 3,
+        "input_tokens": 11,
+        "output_tokens": 12,
+        "cache_write_tokens": 13,
+        "cache_read_tokens": 14,
+        "cost_usd": 0.123457,
+        "requests": 5,
+        "retries": 4,
+        "rate_limited": 3,
+        "budget_refused": 2,
+        "max_in_flight": 6,
+        "stopped": "HTTP 401",
+    }
+
+
+def test_concurrent_refusals_are_each_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """With the ledger in Redis, calls in flight together are refused together: each refusal counts."""
+    import uuid
+
+    import redis.asyncio
+
+    from judgeflow.config import BudgetConfig
+    from judgeflow.judging.budget import Cap, CostEstimator, RedisBudget
+    from tests.conftest import REDIS_ADDRESS, require_tcp
+
+    require_tcp("Redis", REDIS_ADDRESS)
+    estimator = CostEstimator(PRICE, BudgetConfig())
+    cap = Cap("run", f"judgeflow:test:refusals:{uuid.uuid4().hex}", limit_usd=1e-9, spent_usd=0.0)
+
+    async def judge_three(server: EmulatorServer) -> tuple[list[Judged | Failed], JudgeCaller]:
+        ledger = RedisBudget(redis.asyncio.Redis(host=REDIS_ADDRESS[0], port=REDIS_ADDRESS[1]), [cap])
+        try:
+            async with client_for(server) as client:
+                caller = budgeted_caller(client, ledger, estimator)
+                outcomes = await asyncio.gather(*(caller.judge(judge_request(t)) for t in "abc"))
+                return list(outcomes), caller
+        finally:
+            await ledger._client.delete(cap.key)
+            await ledger.aclose()
+
+    with emulator() as server, caplog.at_level("WARNING", logger="judgeflow.judging.judge_call"):
+        outcomes, caller = asyncio.run(judge_three(server))
+        assert server.stats()["requests_total"] == 0
+    assert all(isinstance(o, Failed) and o.kind is ErrorKind.BUDGET_EXHAUSTED for o in outcomes)
+    assert caller.stats.budget_refused == 3
+    assert len([r for r in caplog.records if r.name == "judgeflow.judging.judge_call"]) == 1
+
+
+def test_a_stop_is_logged_once_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    with emulator(api_key="right") as server, caplog.at_level("ERROR", logger="judgeflow.judging.judge_call"):
+        (first,), caller, _ = judge_all(server, [judge_request("a")], JudgeConfig(**FAST_BACKOFF), api_key="wrong")
+    assert isinstance(first, Failed) and first.kind is ErrorKind.TERMINAL and first.reason == caller.stop_reason
+    caller.stop("a second reason is not logged")
+    messages = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.judge_call"]
+    assert caller.stop_reason is not None and caller.stop_reason.startswith("HTTP 401")
+    assert messages == [f"stopping the run: {caller.stop_reason}"]
+
+
+def test_a_malformed_verdict_s_reason_is_logged_at_most_200_characters() -> None:
+    from judgeflow.judging.judge_call import _short
+    from judgeflow.judging.verdict import Unscored
+
+    assert _short(Unscored("x" * 300, "raw")) == "x" * 200
+    assert _short(Unscored("short", "raw")) == "short"
+
+
+@pytest.mark.parametrize(
+    ("remaining", "reset_in_s", "paused_s"),
+    [
+        pytest.param("0", 5.0, 5.0, id="none-left-pauses-until-the-reset"),
+        pytest.param("0", 0.8, 0.8, id="under-a-second-too"),
+        pytest.param("0", 60.0, 30.0, id="capped-at-backoff-max"),
+        pytest.param("1", 5.0, 0.0, id="some-left"),
+        pytest.param("0", -5.0, 0.0, id="reset-already-past"),
+        pytest.param(None, 5.0, 0.0, id="no-remaining-header"),
+        pytest.param("0", None, 0.0, id="no-reset-header"),
+        pytest.param("0", "not a time", 0.0, id="unreadable-reset"),
+    ],
+)
+def test_an_exhausted_request_quota_pauses_every_call_until_its_reset(
+    remaining: str | None, reset_in_s: float | str | None, paused_s: float
+) -> None:
+    import datetime as dt
+
+    now = 1000.0
+    concurrency = AdaptiveConcurrency(ceiling=4, clock=lambda: now)
+    config = JudgeConfig(backoff_max_s=30.0)
+    caller = JudgeCaller(None, rubric=RUBRIC, config=config, concurrency=concurrency, cost_of=lambda usage: 0.0)
+    headers: dict[str, str] = {}
+    if remaining is not None:
+        headers["anthropic-ratelimit-requests-remaining"] = remaining
+    if isinstance(reset_in_s, float):
+        reset = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=reset_in_s)
+        headers["anthropic-ratelimit-requests-reset"] = reset.isoformat().replace("+00:00", "Z")
+    elif reset_in_s is not None:
+        headers["anthropic-ratelimit-requests-reset"] = reset_in_s
+    caller._follow_headers(headers)
+    assert max(0.0, concurrency._pause_until - now) == pytest.approx(paused_s, abs=0.3)
+
+
+def test_usage_without_counts_is_zero_tokens() -> None:
+    """A reply whose usage leaves counts out (None or absent, as batch results may) costs nothing extra."""
+    from types import SimpleNamespace
+
+    from judgeflow.judging.judge_call import usage_of
+
+    assert usage_of(SimpleNamespace(usage=SimpleNamespace(input_tokens=None, output_tokens=None))) == Usage()
+    full = SimpleNamespace(input_tokens=1, output_tokens=2, cache_creation_input_tokens=3, cache_read_input_tokens=4)
+    assert usage_of(SimpleNamespace(usage=full)) == Usage(1, 2, 3, 4)

@@ -149,3 +149,77 @@ def test_text_reply_that_is_not_json_is_unscored_and_keeps_the_text(rubric: Rubr
 def test_tool_call_wins_over_text(rubric: Rubric) -> None:
     content = [{"type": "text", "text": "not json"}, tool_block(payload())]
     assert isinstance(parse_verdict(content, rubric), Verdict)
+
+
+# Found by mutation testing (docs/mutation.md): each test below failed on a mutant that survived the ones above.
+
+
+def test_scores_on_both_edges_of_the_scale_are_valid(rubric: Rubric) -> None:
+    data = payload(accuracy={"score": 1, "rationale": "Wrong."}, tone={"score": 5, "rationale": "Warm."})
+    result = validate_payload(data, rubric)
+    assert isinstance(result, Verdict)
+    assert (result.criteria["accuracy"].score, result.criteria["tone"].score) == (1, 5)
+
+
+def test_every_problem_of_a_criterion_is_named_in_the_reason(rubric: Rubric) -> None:
+    result = validate_payload(payload(tone={"score": "high"}), rubric)
+    assert isinstance(result, Unscored)
+    assert result.reason == "criterion 'tone': score: Input should be a valid integer; rationale: Field required"
+
+
+def test_raw_reply_keeps_non_ascii_text_as_written(rubric: Rubric) -> None:
+    data = payload(tone={"score": 9, "rationale": "Très poli, 丁寧"})
+    result = validate_payload(data, rubric)
+    assert isinstance(result, Unscored)
+    assert "Très poli, 丁寧" in result.raw_reply
+
+
+def test_raw_reply_of_a_blank_rationale_is_the_payload(rubric: Rubric) -> None:
+    data = payload(tone={"score": 3, "rationale": "  "})
+    result = validate_payload(data, rubric)
+    assert isinstance(result, Unscored)
+    assert result.raw_reply == json.dumps(data)
+
+
+def test_raw_reply_of_values_json_cannot_write_is_their_text(rubric: Rubric) -> None:
+    import datetime as dt
+
+    when = dt.datetime(2026, 11, 30, 12, 0)
+    result = validate_payload([when], rubric)
+    assert isinstance(result, Unscored)
+    assert result.raw_reply == '["2026-11-30 12:00:00"]'
+
+
+def test_raw_reply_is_cut_at_20000_characters(rubric: Rubric) -> None:
+    long = "x" * 30_000
+    as_json = validate_payload(long, rubric)
+    assert isinstance(as_json, Unscored)
+    assert as_json.raw_reply == json.dumps(long)[:20_000]
+    circular: list[Any] = [long]
+    circular.append(circular)  # json.dumps refuses it: the raw reply is its repr
+    as_repr = validate_payload(circular, rubric)
+    assert isinstance(as_repr, Unscored)
+    assert as_repr.raw_reply == repr(circular)[:20_000]
+    assert len(as_repr.raw_reply) == 20_000
+
+
+def test_no_tool_call_keeps_the_blocks_as_the_raw_reply(rubric: Rubric) -> None:
+    content = [{"type": "thinking", "thinking": "hmm"}]
+    result = parse_verdict(content, rubric)
+    assert isinstance(result, Unscored)
+    assert result.raw_reply == json.dumps(content)
+
+
+def test_a_text_block_without_text_adds_nothing(rubric: Rubric) -> None:
+    content = [{"type": "text"}, {"type": "text", "text": json.dumps(payload())}]
+    result = parse_verdict(content, rubric)
+    assert isinstance(result, Verdict)
+
+
+def test_an_object_whose_dump_is_not_a_mapping_is_no_block(rubric: Rubric) -> None:
+    class Odd:
+        def model_dump(self) -> list[str]:
+            return ["tool_use"]
+
+    result = parse_verdict([Odd(), tool_block(payload())], rubric)
+    assert isinstance(result, Verdict)
