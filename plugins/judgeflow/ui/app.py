@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ from judgeflow.quality import charts
 from judgeflow.storage.view_reads import Reader, Scope, Status
 from judgeflow.ui import pages, review
 from judgeflow.ui.review import Reviewer, nobody
+
+log = logging.getLogger(__name__)
 
 WEEK_LABELS = ("last week", "this week")
 
@@ -52,7 +55,7 @@ def create_app() -> FastAPI:
         reader,
         dependencies=[Depends(requires_access_view(AccessView.WEBSITE))],
         reviewer=_airflow_reviewer(reader),
-        editor=Editor(guard=[Depends(requires_access_dag(method="PUT"))], user=user_name),
+        editor=Editor(guard=[Depends(requires_access_dag(method="PUT"))], user=user_name, dag_id=_suite_dag_id),
     )
 
 
@@ -87,6 +90,8 @@ class Editor:
 
     guard: Sequence[Any]
     user: Callable[..., str]
+    dag_id: Callable[[], str] | None = None
+    """The DAG the view's *accept* forms name (whose editors may accept); without it the forms are not shown."""
 
 
 def build_app(
@@ -105,7 +110,7 @@ def build_app(
     def _warehouse_trouble(request: Request, exc: JudgeflowError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    _pages(app, reader)
+    _pages(app, reader, editor)
     review.routes(app, reader, reviewer)
     _charts(app, reader)
     _api(app, reader)
@@ -146,6 +151,18 @@ def _accept(app: FastAPI, reader: Callable[[], Reader], editor: Editor) -> None:
         )
 
 
+def _accept_target(editor: Editor | None, scope: Scope) -> pages.AcceptTarget | None:
+    """The *accept* forms' target, or none (no editor, or the suite's DAG cannot be named: the page still renders)."""
+    if editor is None or editor.dag_id is None:
+        return None
+    try:
+        dag_id = editor.dag_id()
+    except JudgeflowError as exc:
+        log.warning("judgeflow view: no accept forms, the suite's DAG cannot be named: %s", exc)
+        return None
+    return pages.AcceptTarget(dag_id, scope.rubric_name, scope.rubric_version)
+
+
 def _scope(reader: Reader, request: Request) -> Scope | None:
     """The rubric version asked: ``?rubric=&version=`` (deep links) or the picker's ``?scope=name/version``."""
     params = request.query_params
@@ -155,7 +172,7 @@ def _scope(reader: Reader, request: Request) -> Scope | None:
     return reader.scope(rubric or None, version or None)
 
 
-def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
+def _pages(app: FastAPI, reader: Callable[[], Reader], editor: Editor | None = None) -> None:
     def render(r: Reader, request: Request, *, title: str, scope: Scope | None, body: list[str], current: str) -> str:
         nav = pages.nav_for(getattr(route, "path", "") for route in app.routes)
         return pages.page(
@@ -190,7 +207,7 @@ def _pages(app: FastAPI, reader: Callable[[], Reader]) -> None:
                     present=scope.last_day is not None,
                 ),
                 "<h2>Regressions</h2>",
-                pages.regressions_table(found, query=query),
+                pages.regressions_table(found, query=query, accept=_accept_target(editor, scope)),
                 "<h2>Run health</h2>",
                 pages.health_table(r.run_health(scope)),
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import urllib.parse
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from judgeflow.quality.alert_state import Reference
@@ -268,12 +269,24 @@ def cell(value: Any, *, text: bool = False) -> str:
     return f"<td{css}>{e(str(value))}</td>"
 
 
-def regressions_table(rows: Sequence[Regression], *, query: str = "") -> str:
-    """Each regression links to its segment's lowest-scoring responses (deep link, scope kept)."""
+@dataclass(frozen=True)
+class AcceptTarget:
+    """Where the regressions table's *accept* forms post: the suite's DAG (whose editors may accept) and
+    the rubric version shown."""
+
+    dag_id: str
+    rubric: str
+    version: str
+
+
+def regressions_table(rows: Sequence[Regression], *, query: str = "", accept: AcceptTarget | None = None) -> str:
+    """Each regression links to its segment's lowest-scoring responses (deep link, scope kept); with
+    ``accept``, an open one has a form to accept its level as the new normal (``judgeflow alerts accept``)."""
     if not rows:
         return note("no regressions found by recent runs")
-    return table(
-        ["regression", "state", "first found", "last found", "latest difference", "announced at"],
+    head = ["regression", "state", "first found", "last found", "latest difference", "announced at"]
+    rendered = table(
+        [*head, "accept as the new normal"] if accept else head,
         (
             (
                 r.state,
@@ -284,12 +297,38 @@ def regressions_table(rows: Sequence[Regression], *, query: str = "") -> str:
                     cell(f"{r.last_found:%Y-%m-%d}"),
                     cell(num(r.latest_difference, "+.2f")),
                     cell(num(r.announced_difference, "+.2f")),
+                    *([_accept_form(r, accept)] if accept else []),
                 ],
             )
             for r in rows
         ),
         table_id="regressions",
     )
+    return rendered + (f"<script>{_ACCEPT_SCRIPT}</script>" if accept else "")
+
+
+def _accept_form(r: Regression, target: AcceptTarget) -> str:
+    if r.state == "recovered":
+        return '<td class="text"></td>'
+    action = "alerts/accept?" + urllib.parse.urlencode({"dag_id": target.dag_id})
+    return (
+        f'<td class="text"><form class="accept" method="post" action="{e(action)}" data-rubric="{e(target.rubric)}" '
+        f'data-version="{e(target.version)}" data-regression="{e(r.key)}">'
+        f'<input name="reason" required minlength="3" placeholder="why this level is normal now" '
+        f'aria-label="reason to accept {e(r.key)}"> <button type="submit">Accept</button></form></td>'
+    )
+
+
+_ACCEPT_SCRIPT = """
+document.querySelectorAll("form.accept").forEach(function(f){f.addEventListener("submit",function(ev){
+ev.preventDefault();var d=f.dataset,out=document.createElement("span");
+fetch(f.getAttribute("action"),{method:"POST",credentials:"same-origin",headers:{"Content-Type":"application/json"},
+body:JSON.stringify({rubric:d.rubric,version:d.version,regression:d.regression,reason:f.reason.value})})
+.then(function(r){return r.json().then(function(j){out.textContent=r.ok?j.message:(r.status+": "+j.detail);
+f.replaceWith(out)})})})});
+"""
+"""Posts the form as the JSON ``POST /alerts/accept`` takes, with the UI's session cookie; the answer
+(the acceptance, or why not: 403 without edit rights on the DAG) replaces the form."""
 
 
 def health_table(rows: Sequence[RunHealth]) -> str:

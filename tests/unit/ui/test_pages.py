@@ -109,3 +109,16 @@ def test_an_open_regression_is_measured_against_the_reference_frozen_when_it_ope
     assert "against a baseline" not in line
     plain = pages.status_line(status_of(found, rows, run_key="r"), query="")  # no frozen level kept (older state)
     assert "against a baseline of 3.50 (n=200): -0.20" in plain
+
+
+def test_an_open_regression_has_a_form_to_accept_its_level_and_a_recovered_one_has_none() -> None:
+    rows = [_regression("open"), _regression("recovered", "tone", "topic=x")]
+    target = pages.AcceptTarget("llm_judge__support", "helpfulness", "1+abc")
+
+    html_ = pages.regressions_table(rows, accept=target)
+
+    forms = html_.count('<form class="accept"')
+    assert forms == 1 and 'data-regression="accuracy in topic=shipping"' in html_
+    assert 'action="alerts/accept?dag_id=llm_judge__support"' in html_ and 'data-version="1+abc"' in html_
+    assert '"Content-Type":"application/json"' in html_ and 'credentials:"same-origin"' in html_
+    assert '<form class="accept"' not in pages.regressions_table(rows)  # no editor: nothing to accept with
