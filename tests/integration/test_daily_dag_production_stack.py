@@ -87,7 +87,8 @@ def test_postgres_redis_and_slack_end_to_end(
         with_nonce(with_quality_drop((r for r in today if r["id"] >= 5005), {"shipping", "billing"}), nonce),
     )
     Warehouse(warehouse, SourceConfig()).upgrade_schema()  # `judgeflow db upgrade`, once per release
-    deploy(monkeypatch, write_settings(tmp_path, batching={"batch_size": 50}))
+    # a one-day drop pages at once here: the alert lifecycle (open_after_days) is test_alert_timeline.py's
+    deploy(monkeypatch, write_settings(tmp_path, batching={"batch_size": 50}, alerts={"open_after_days": 1}))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_WAREHOUSE", postgres_connection(schema))
     monkeypatch.setenv("AIRFLOW_CONN_JUDGE_CACHE", "redis://127.0.0.1:6379/0")
 
