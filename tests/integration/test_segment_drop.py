@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def test_a_drop_in_a_ten_a_day_segment_is_announced_within_three_days_and_called
     assert announced is not None, "the shipping drop was not announced within three days"
     first = messages[announced][0]
     print(f"\nannounced on bad day {announced} of 3; the message on-call received:\n{first}")
-    assert "overall [topic=shipping]" in first and "over 3 days, detects ≥" in first
+    # pooled over at least three days (more when a day inside the window is left out of baselines as a
+    # regression's: the window then reaches back for clean days)
+    assert "overall [topic=shipping]" in first and re.search(r"over \d+ days, detects ≥", first), first
     assert "local: topic=shipping carries" in first, first
 
     with engine.connect() as conn:
@@ -84,7 +87,7 @@ def test_a_drop_in_a_ten_a_day_segment_is_announced_within_three_days_and_called
     shipping = [d for segment, d in rows if segment == "topic=shipping"]
     assert len(everyone) == len(shipping) == 4
     assert all(r["status"] != "regression" for r in everyone), "all responses never crossed min_drop"
-    assert {r["days_pooled"] for r in shipping} == {3}, "30 shipping scores take three days of ten"
+    assert min(r["days_pooled"] for r in shipping) == 3, "30 shipping scores take three days of ten"
     assert any(r["status"] == "regression" for r in shipping)
     causes = [r["root_cause"] for r in everyone if r["root_cause"]["kind"] == "local"]
     assert causes and causes[-1]["shares"][0]["segment"] == "topic=shipping", "the view can read the root cause"

@@ -34,7 +34,7 @@ rubrics: [faithfulness, concision]
 sampling: {rate: 0.5, by: locale, min_per_segment: 10}
 schedule: {asset: "warehouse://analytics/search_events"}
 connections: {slack: slack_search}
-alerts: {min_rolling_average: 5.0}
+alerts: {min_rolling_average: 5.0, open_after_days: 1}
 """
 SUPPORT = "connections: {slack: slack_support}\nalerts: {min_rolling_average: 1.0}\n"
 

@@ -345,7 +345,7 @@ def test_status_line_says_what_where_and_why(browser: Any, api_server: str) -> N
     browser.get(f"{api_server}/judgeflow/")
     status = browser.find_element(By.ID, "status")
     assert "Regression worsening: accuracy in topic=shipping" in status.text
-    assert "open since 2026-11-19" in status.text and "against a baseline of" in status.text
+    assert "open since 2026-11-19" in status.text and "against its reference" in status.text
     why = browser.find_elements(By.CSS_SELECTOR, "#why tr")
     assert 2 <= len(why) <= 4  # header + up to 3 responses
     assert "sk-ant-" not in browser.page_source and "@example.com" not in browser.page_source

@@ -134,10 +134,17 @@ def plan_alerts(
     regressions was found against (frozen for a key seen for the first time). ``interval_end`` is the
     end of the judged interval: every time in the state comes from the data, never the clock."""
     plan = _Planner(rules, interval_end, today)
-    covering = any(not is_segment_key(k) for k in (*known, *regressed))
+    # a drop over all responses covers when it is found today or already open; a pending one not found
+    # today is forgotten below and covers nothing
+    covering = any(
+        not is_segment_key(k) and (k in regressed or (k in known and known[k].is_open))
+        for k in known.keys() | regressed.keys()
+    )
     for key in sorted({*known, *regressed}):
         row = known.get(key)
         if covering and is_segment_key(key) and (row is None or not row.is_open):
+            if row is not None:  # pending: keeps its days running for when the cover is gone
+                plan.state[key] = row
             continue  # part of the drop over all responses: its message says where, not a regression of its own
         plan.step(key, row, regressed.get(key), references.get(key))
     return plan.result()
