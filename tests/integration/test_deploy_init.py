@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from sqlalchemy import Integer, MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
 from judgeflow.deploy.specs import EMULATOR_MARK
+from judgeflow.storage.schema import all_tables
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from judgeflow_devkit.stack import services
 from tests.conftest import POSTGRES_URL, REDIS_ADDRESS, require_tcp
@@ -185,6 +186,8 @@ def _assert_only_judgeflows_grants(admin_url: str, role: str) -> None:
                 "VALUES ('r', 'v', 'm', 'g', 1, 1, 0, 0, 0, true, '', now())"
             ))  # fmt: skip  # the serial id: USAGE on its sequence
             conn.rollback()
+            for table in all_tables(MetaData(), Integer()):  # every table of this release, new ones included
+                conn.execute(text(f"SELECT count(*) FROM {table.name}"))
         for forbidden in (
             "SELECT * FROM app_secrets",
             "CREATE TABLE judge_extra (id int)",

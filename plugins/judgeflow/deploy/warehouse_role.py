@@ -99,25 +99,11 @@ def ensure_tables(report: InitReport, engine: Engine, settings: Settings) -> Non
 
 
 def judgeflow_tables(engine: Engine, settings: Settings) -> tuple[list[str], list[tuple[str, str]]]:
-    """judgeflow's tables that exist, and (table, column) of their serial ids."""
-    from judgeflow.storage.schema import (
-        alert_history_table,
-        alert_tables,
-        calibration_tables,
-        daily_scores_table,
-        judge_tables,
-        message_batches_table,
-    )
+    """judgeflow's tables that exist, and (table, column) of their serial ids: every table the release
+    defines (:func:`judgeflow.storage.schema.all_tables`), so a table a new release adds is granted too."""
+    from judgeflow.storage.schema import all_tables
 
-    metadata = MetaData()
-    tables = [
-        *judge_tables(metadata, Integer()),
-        message_batches_table(metadata),
-        *alert_tables(metadata),
-        alert_history_table(metadata),
-        daily_scores_table(metadata),
-        *calibration_tables(metadata),
-    ]
+    tables = all_tables(MetaData(), Integer())
     present = set(inspect(engine).get_table_names())
     names = [t.name for t in tables if t.name in present]
     serial = [
