@@ -551,6 +551,8 @@ def test_batch_totals_summarise_every_counter_for_the_run_summary() -> None:
         calls=CallStats(requests=5, retries=4, rate_limited=3, budget_refused=2, transient_errors=1),
         max_in_flight=6,
         stopped="HTTP 401",
+        noise_asks=2,
+        noise_cost_usd=0.0123456789,
     )
     assert totals.to_json() == {
         "items": 10,
@@ -568,6 +570,8 @@ def test_batch_totals_summarise_every_counter_for_the_run_summary() -> None:
         "budget_refused": 2,
         "max_in_flight": 6,
         "stopped": "HTTP 401",
+        "noise_asks": 2,
+        "noise_cost_usd": 0.012346,
     }
 
 
