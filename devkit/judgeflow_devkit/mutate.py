@@ -46,6 +46,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "judging/prompt.py": ("tests/unit/judging/test_prompt.py",),
     "storage/warehouse.py": (
         "tests/unit/storage/test_warehouse.py",
+        "tests/unit/storage/test_staging.py",
+        "tests/unit/storage/test_warehouse_reads.py",
         "tests/unit/storage/test_sampling.py",
         "tests/unit/storage/test_estimates.py",
         "tests/unit/storage/test_view_reads.py",
