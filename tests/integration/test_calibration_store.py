@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from judgeflow.rubrics.golden import load_golden_set
 from judgeflow.storage import migrate
 from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow.storage.schema import calibration_tables
-from tests.conftest import POSTGRES_URL, require_tcp
 from tests.support.dag_runs import ROOT
+from tests.support.postgres import schema_engine, throwaway_schema
 
 ENDPOINT = "https://api.anthropic.com"
 T0 = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC)
@@ -31,19 +30,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield engine
         engine.dispose()
         return
-    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
-    schema = f"jf_test_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with throwaway_schema("jf_test") as schema:
+        engine = schema_engine(schema)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def test_runs_are_appended_and_read_back(engine: Engine) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from judgeflow.config import SourceConfig
 from judgeflow.storage.warehouse import Warehouse
@@ -23,6 +23,7 @@ from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
 from tests.conftest import POSTGRES_URL, REDIS_ADDRESS, anthropic_connection, require_tcp
 from tests.support.dag_runs import deploy, run_dag, write_settings
+from tests.support.postgres import schema_engine, throwaway_schema
 from tests.support.warehouse_checks import outcome_counts, run_row
 
 RUN_DATE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -31,20 +32,13 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
-    name = f"jf_test_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    yield name
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-    admin.dispose()
+    with throwaway_schema("jf_test") as name:
+        yield name
 
 
 @pytest.fixture
 def warehouse(schema: str) -> Iterator[Engine]:
-    engine = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    engine = schema_engine(schema)
     yield engine
     engine.dispose()
 

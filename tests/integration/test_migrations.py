@@ -22,8 +22,8 @@ from judgeflow.storage import migrate
 from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.emulator import EmulatorConfig
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
-from tests.conftest import POSTGRES_URL, require_tcp
 from tests.support.dag_runs import deploy, run_judged_by, write_settings
+from tests.support.postgres import throwaway_schema
 from tests.support.warehouse_checks import outcome_counts
 
 pytestmark = pytest.mark.postgres
@@ -33,15 +33,8 @@ T0 = dt.datetime(2026, 10, 1, 6, tzinfo=dt.UTC)
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
-    name = f"jf_mig_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    yield name
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-    admin.dispose()
+    with throwaway_schema("jf_mig") as name:
+        yield name
 
 
 def _engine(schema: str, user: str = "postgres") -> Engine:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from judgeflow.cli import main as judgeflow_main
 from judgeflow.config import SourceConfig
@@ -31,10 +30,11 @@ from judgeflow.rubrics.golden import load_golden_set
 from judgeflow.storage.judge_quality import JudgeQualityStore
 from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.ui_sample import RUBRIC, VERSION, generate
-from tests.conftest import POSTGRES_URL, ROOT, require_tcp
+from tests.conftest import ROOT
 from tests.integration.test_daily_dag_production_stack import postgres_connection
 from tests.integration.test_ui_view import _chromium
 from tests.support.api_server import api_server, token
+from tests.support.postgres import schema_engine, throwaway_schema
 
 LAST_DAY = dt.date(2026, 11, 20)
 ARTIFACTS = ROOT / "test-artifacts"
@@ -48,20 +48,13 @@ UNSTABLE = (7, 8)  # response ids the noise sample found unstable
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
-    name = f"jf_review_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    yield name
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-    admin.dispose()
+    with throwaway_schema("jf_review") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def warehouse(schema: str) -> Iterator[Engine]:
-    engine = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    engine = schema_engine(schema)
     generate(engine, rows=3000, days=10, last_day=LAST_DAY, n_boot=50)
     store = JudgeQualityStore(Warehouse(engine, SourceConfig()))
     now = dt.datetime(2026, 11, 20, 6, tzinfo=dt.UTC)
