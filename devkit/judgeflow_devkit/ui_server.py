@@ -86,13 +86,17 @@ def _password(path: Path) -> str:
     return password
 
 
-def simple_auth_env(*, user: str, passwords: Path, base_url: str) -> dict[str, str]:
-    """Airflow's SimpleAuthManager with one admin whose password is in ``passwords`` (not ``all_admins``:
-    that mode lets every request in, so nothing could be refused)."""
+def simple_auth_env(
+    *, user: str = "", passwords: Path, base_url: str, roles: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Airflow's SimpleAuthManager with one admin ``user`` (or the users of ``roles``, name → role) whose
+    passwords are in ``passwords`` (not ``all_admins``: that mode lets every request in, so nothing could
+    be refused)."""
+    users = roles or {user: "admin"}
     return {
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:{role}" for name, role in users.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__BASE_URL": base_url,
     }

@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,24 +21,20 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from judgeflow.storage.calibrations import CalibrationStore
 from judgeflow_devkit.ui_sample import RUBRIC, VERSION, generate
-from judgeflow_devkit.ui_server import simple_auth_env, start_api_server, wait_until_up
-from tests.conftest import POSTGRES_URL, ROOT, require_tcp, service_missing
+from tests.conftest import ROOT, service_missing
 from tests.integration.test_daily_dag_production_stack import postgres_connection
+from tests.support.api_server import api_server as serve
+from tests.support.api_server import token
+from tests.support.postgres import schema_engine, throwaway_schema
 
 LAST_DAY = dt.date(2026, 11, 20)
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 USER, PASSWORD = "oncall", "quality-at-a-glance"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _calibrations(engine: Engine) -> None:
@@ -87,20 +78,13 @@ def _calibrations(engine: Engine) -> None:
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
     """One PostgreSQL schema for the module: every test reads the same generated warehouse."""
-    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
-    name = f"jf_ui_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    yield name
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-    admin.dispose()
+    with throwaway_schema("jf_ui") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def warehouse(schema: str) -> Iterator[Engine]:
-    engine = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    engine = schema_engine(schema)
     yield engine
     engine.dispose()
 
@@ -109,56 +93,20 @@ def warehouse(schema: str) -> Iterator[Engine]:
 def api_server(
     tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, warehouse: Engine, schema: str
 ) -> Iterator[str]:
-    """``airflow api-server`` on a free port, with SimpleAuthManager (one admin with a password) and the warehouse
-    connection, started once for the module (every test only reads). Not ``all_admins``: that mode adds a token
-    to every request, so nothing could be refused."""
+    """The api-server with one admin and the generated warehouse, started once for the module (every test
+    only reads)."""
     tmp_path = tmp_path_factory.mktemp("ui-view")
     generate(warehouse, rows=20_000, days=30, last_day=LAST_DAY)
     _calibrations(warehouse)
     settings = tmp_path / "judgeflow.yaml"
     settings.write_text("rubric: helpfulness\nbudget:\n  max_cost_usd_per_run: 1.0\n", encoding="utf-8")
-    passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({USER: PASSWORD}), encoding="utf-8")
-    port = _free_port()
-    airflow = str(Path(sys.executable).parent / "airflow")
-    # In Airflow's database, as an admin would add it: the api-server must find it outside any task.
-    added = subprocess.run(
-        [airflow, "connections", "add", "judge_warehouse", "--conn-json", postgres_connection(schema)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert added.returncode == 0, added.stdout + added.stderr
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        **simple_auth_env(user=USER, passwords=passwords, base_url=base),
-        "JUDGEFLOW_SETTINGS": str(settings),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "judgeflow-ui-test-secret-0123456789abcdef",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    log_path = tmp_path / "api-server.log"
-    server = start_api_server(env, host="127.0.0.1", port=port, log_path=log_path)
-    try:
-        try:
-            wait_until_up(base, server, log_path, timeout_s=120)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}:\n" + log_path.read_text()[-4000:])
+    users = {USER: ("admin", PASSWORD)}
+    with serve(tmp_path, users=users, settings=settings, warehouse_conn=postgres_connection(schema)) as base:
         yield base
-    finally:
-        subprocess.run([airflow, "connections", "delete", "judge_warehouse"], capture_output=True, check=False)
-        server.terminate()
-        try:
-            server.wait(timeout=5)  # uvicorn drains connections for up to 20 s; nothing here needs it
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 def _token(base: str) -> str:
-    response = httpx.post(f"{base}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=10)
-    assert response.status_code == 201, response.text
-    return str(response.json()["access_token"])
+    return token(base, USER, PASSWORD)
 
 
 def test_view_is_refused_without_a_token(api_server: str) -> None:
@@ -454,3 +402,37 @@ def _chromium() -> Any:
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1000"):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def test_accepting_in_the_browser_closes_the_regression_and_records_who_and_why(
+    browser: Any, api_server: str, warehouse: Engine
+) -> None:
+    """The overview's *Accept* form, typed into and clicked as on-call would: the regression leaves the
+    open ones, ``judge_alert_history`` records who accepted it and why, and the page says so in place of
+    the form. Last in this module: it changes the alert state the tests above read."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    key = "accuracy in topic=shipping"
+    _size(browser, "1440")
+    browser.get(f"{api_server}/judgeflow/")
+    row = WebDriverWait(browser, 60).until(ready.presence_of_element_located((By.XPATH, f"//tr[td[1]='{key}']")))
+    form = row.find_element(By.CSS_SELECTOR, "form.accept")
+    form.find_element(By.NAME, "reason").send_keys("the new shipping policy lowers accuracy by design")
+    form.find_element(By.TAG_NAME, "button").click()
+    said = WebDriverWait(browser, 60).until(
+        lambda d: d.find_element(By.XPATH, f"//tr[td[1]='{key}']").find_elements(By.TAG_NAME, "span")
+    )
+    assert not row.find_elements(By.CSS_SELECTOR, "form.accept"), "the answer replaces the form"
+    assert f"accepted '{key}' of rubric {RUBRIC}" in said[0].text and f"by {USER}" in said[0].text
+
+    with warehouse.connect() as conn:
+        history = conn.execute(
+            text("SELECT outcome, accepted_by, reason FROM judge_alert_history WHERE regression = :key"), {"key": key}
+        ).all()
+        still_watched = conn.execute(
+            text("SELECT COUNT(*) FROM judge_alert_state WHERE regression = :key"), {"key": key}
+        ).scalar_one()
+    assert [tuple(h) for h in history] == [("accepted", USER, "the new shipping policy lowers accuracy by design")]
+    assert still_watched == 0

@@ -1,8 +1,9 @@
-"""``airflow api-server`` with the judgeflow plugin, for the view's browser tests.
+"""``airflow api-server`` with the judgeflow plugin, for the view's and the review queue's browser tests.
 
 SimpleAuthManager with named users and passwords (not ``all_admins``, which signs every request in,
-so nothing could be refused), the warehouse connection in Airflow's database as an admin would add it,
-and the settings file the view reads (``JUDGEFLOW_SETTINGS``).
+so nothing could be refused), the warehouse connection in Airflow's database as an admin would add it
+(the api-server must find it outside any task), and the settings file the view reads
+(``JUDGEFLOW_SETTINGS``). Started and awaited the way ``make ui`` does it (``judgeflow_devkit.ui_server``).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+
+from judgeflow_devkit.ui_server import simple_auth_env, start_api_server, wait_until_up
 
 
 def free_port() -> int:
@@ -35,6 +37,7 @@ def api_server(
     passwords = folder / "passwords.json"
     passwords.write_text(json.dumps({name: pw for name, (_, pw) in users.items()}), encoding="utf-8")
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     airflow = str(Path(sys.executable).parent / "airflow")
     added = subprocess.run(
         [airflow, "connections", "add", "judge_warehouse", "--conn-json", warehouse_conn],
@@ -45,44 +48,26 @@ def api_server(
     assert added.returncode == 0, added.stdout + added.stderr
     env = {
         **os.environ,
+        **simple_auth_env(passwords=passwords, base_url=base, roles={n: role for n, (role, _) in users.items()}),
         "JUDGEFLOW_SETTINGS": str(settings),
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{role}" for n, (role, _) in users.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "judgeflow-review-test-secret-0123456789abcdef",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "judgeflow-test-secret-0123456789abcdef",
         "NO_PROXY": "127.0.0.1,localhost",
     }
     env.pop("HTTP_PROXY", None)
     env.pop("HTTPS_PROXY", None)
     log_path = folder / "api-server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = start_api_server(env, host="127.0.0.1", port=port, log_path=log_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, log_path.read_text()[-4000:]
-            try:
-                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("api-server did not answer in 120 s:\n" + log_path.read_text()[-4000:])
+        try:
+            wait_until_up(base, server, log_path, timeout_s=120)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n" + log_path.read_text()[-4000:])
         yield base
     finally:
         subprocess.run([airflow, "connections", "delete", "judge_warehouse"], capture_output=True, check=False)
         server.terminate()
         try:
-            server.wait(timeout=5)
+            server.wait(timeout=5)  # uvicorn drains connections for up to 20 s; nothing here needs it
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
