@@ -111,6 +111,15 @@ def baseline_reach(
     return max(reach, 1), tuple(met)
 
 
+def left_out_days(
+    current_start: dt.datetime, excluded: Sequence[tuple[dt.datetime, dt.datetime]], *, days: int
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The whole days among the ``days`` before ``current_start`` that touch an ``excluded`` interval,
+    as :func:`baseline_reach` counts them (a day partly excluded is left out whole)."""
+    before = (current_start - k * DAY for k in range(1, days + 1))
+    return [(day, day + DAY) for day in before if any(start < day + DAY and day < end for start, end in excluded)]
+
+
 def clean_baseline(
     scores: pd.DataFrame,
     *,

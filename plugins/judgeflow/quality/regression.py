@@ -258,6 +258,7 @@ def compare_windows(
     seed: int = 0,
     max_pool_days: int = 1,
     power: float = 0.8,
+    left_out: Sequence[tuple[dt.datetime, dt.datetime]] = (),
 ) -> RegressionReport:
     """Compare ``[current_start, current_end)`` with the ``baseline_days`` days just before it.
 
@@ -274,7 +275,8 @@ def compare_windows(
     A segment whose current window holds fewer than ``min_samples`` scores is pooled over its last
     days, up to ``max_pool_days`` (:mod:`judgeflow.quality.segments`); every tested row states its
     minimum detectable effect at ``alpha`` and ``power``; the report's ``root_cause`` says whether a
-    drop is global or local (:mod:`judgeflow.quality.root_cause`).
+    drop is global or local (:mod:`judgeflow.quality.root_cause`). The ``left_out`` intervals (a
+    regression's days) are left out of every baseline window, not of a pooled current window.
 
     Raises ``ValueError`` for naive datetimes, ``current_end <= current_start`` or missing columns.
     """
@@ -303,7 +305,12 @@ def compare_windows(
             test=test,
         )
         for group in groups(
-            scores, span, segment_columns=segment_columns, min_samples=min_samples, max_pool_days=max_pool_days
+            scores,
+            span,
+            segment_columns=segment_columns,
+            min_samples=min_samples,
+            max_pool_days=max_pool_days,
+            left_out=left_out,
         )
         for metric in metrics
     ]

@@ -8,6 +8,10 @@ current window is therefore *pooled*: widened backwards a whole day at a time, u
 days it pooled (``days_pooled``), so a reader knows that a segment's "current" may be its last three
 days rather than today.
 
+Days *left out* (a regression's days, :func:`judgeflow.quality.reference.clean_baseline`) are left out
+of baselines only. A pooled current window keeps them: they are the segment's recent days, and without
+them the window would reach back past them into older clean days and dilute the drop it measures.
+
 Pooling trades speed of detection for the power to detect at all: a drop in a small segment shows
 with part of its strength on the first day and all of it once the pooled days are all bad.
 """
@@ -18,7 +22,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from judgeflow.quality.stats import OVERALL, between, metric_values
+from judgeflow.quality.stats import CREATED_AT, OVERALL, between, metric_values
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,13 +51,20 @@ class Span(NamedTuple):
     baseline_days: int
 
 
-def split_windows(scores: pd.DataFrame, span: Span, *, pooled_days: int = 1) -> Windows:
-    """The current window (widened back by ``pooled_days - 1`` days) and the baseline days before it."""
+def split_windows(
+    scores: pd.DataFrame, span: Span, *, pooled_days: int = 1, left_out: Sequence[tuple[dt.datetime, dt.datetime]] = ()
+) -> Windows:
+    """The current window (widened back by ``pooled_days - 1`` days) and the baseline days before it,
+    without the ``left_out`` intervals (which only baselines leave out)."""
     start = span.current_start - (pooled_days - 1) * DAY
-    return Windows(
-        baseline=between(scores, start=start - span.baseline_days * DAY, end=start),
-        current=between(scores, start=start, end=span.current_end),
-    )
+    baseline = between(scores, start=start - span.baseline_days * DAY, end=start)
+    created, out = baseline[CREATED_AT], None
+    for out_start, out_end in left_out:
+        inside = (created >= out_start) & (created < out_end)
+        out = inside if out is None else out | inside
+    if out is not None:
+        baseline = baseline[~out]
+    return Windows(baseline=baseline, current=between(scores, start=start, end=span.current_end))
 
 
 def groups(
@@ -63,16 +74,17 @@ def groups(
     segment_columns: Sequence[str],
     min_samples: int,
     max_pool_days: int,
+    left_out: Sequence[tuple[dt.datetime, dt.datetime]] = (),
 ) -> Iterator[Group]:
     """All responses, then each value (present in either unpooled window) of each segment column, sorted."""
-    windows = split_windows(scores, span)
+    windows = split_windows(scores, span, left_out=left_out)
     yield Group(None, windows)
     for column in segment_columns:
         present = {*windows.baseline[column].dropna(), *windows.current[column].dropna()}
         for value in sorted(present, key=str):
             rows = scores[scores[column] == value]
             days = pooled_days(rows, span, min_samples=min_samples, max_pool_days=max_pool_days)
-            yield Group(f"{column}={value}", split_windows(rows, span, pooled_days=days), days)
+            yield Group(f"{column}={value}", split_windows(rows, span, pooled_days=days, left_out=left_out), days)
 
 
 def pooled_days(rows: pd.DataFrame, span: Span, *, min_samples: int, max_pool_days: int) -> int:

@@ -39,8 +39,15 @@ from judgeflow.quality.alert_state import (
     plan_alerts,
     regression_key,
 )
-from judgeflow.quality.reference import CleanBaseline, clean_baseline, references_for, window_levels
+from judgeflow.quality.reference import (
+    CleanBaseline,
+    clean_baseline,
+    left_out_days,
+    references_for,
+    window_levels,
+)
 from judgeflow.quality.regression import RegressionReport, compare_windows
+from judgeflow.quality.stats import CREATED_AT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,8 +111,13 @@ def compare_day(
     baseline = clean_baseline(
         frame, current_start=current_start, baseline_days=alerts.baseline_days, excluded=excluded, floor=floor
     )
+    # The windows leave the excluded days out of baselines only: a small segment's pooled current
+    # window keeps its recent days even when they are a regression's (judgeflow.quality.segments).
+    since_floor = frame if floor is None else frame[frame[CREATED_AT] >= floor]
+    reach = baseline.baseline_days + alerts.max_pool_days
     report = compare_windows(
-        baseline.scores,
+        since_floor,
+        left_out=left_out_days(current_start, excluded, days=reach),
         criteria=criteria,
         current_start=current_start,
         current_end=current_end,
