@@ -35,6 +35,7 @@ LAST_DAY = dt.date(2026, 11, 20)
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 USER, PASSWORD = "oncall", "quality-at-a-glance"
+VIEWER, VIEWER_PASSWORD = "visitor", "only-looks"
 
 
 def _calibrations(engine: Engine) -> None:
@@ -93,14 +94,14 @@ def warehouse(schema: str) -> Iterator[Engine]:
 def api_server(
     tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, warehouse: Engine, schema: str
 ) -> Iterator[str]:
-    """The api-server with one admin and the generated warehouse, started once for the module (every test
-    only reads)."""
+    """The api-server with an admin, a viewer and the generated warehouse, started once for the module
+    (every test but the last only reads)."""
     tmp_path = tmp_path_factory.mktemp("ui-view")
     generate(warehouse, rows=20_000, days=30, last_day=LAST_DAY)
     _calibrations(warehouse)
     settings = tmp_path / "judgeflow.yaml"
     settings.write_text("rubric: helpfulness\nbudget:\n  max_cost_usd_per_run: 1.0\n", encoding="utf-8")
-    users = {USER: ("admin", PASSWORD)}
+    users = {USER: ("admin", PASSWORD), VIEWER: ("viewer", VIEWER_PASSWORD)}
     with serve(tmp_path, users=users, settings=settings, warehouse_conn=postgres_connection(schema)) as base:
         yield base
 
@@ -117,10 +118,19 @@ def test_view_is_refused_without_a_token(api_server: str) -> None:
     assert forged.status_code == 403
 
 
-def test_accepting_a_regression_needs_a_signed_in_editor_of_the_dag(api_server: str) -> None:
+def test_accepting_a_regression_needs_a_signed_in_editor_of_the_dag(api_server: str, warehouse: Engine) -> None:
     route = f"{api_server}/judgeflow/alerts/accept"
     body = {"rubric": "helpfulness", "regression": "no such drop", "reason": "checking the route"}
     assert httpx.post(route, params={"dag_id": "llm_judge_daily"}, json=body, timeout=30).status_code == 401
+    # a viewer may read the view but not change what on-call is told, even of a regression that is open
+    open_one = {**body, "regression": "accuracy in topic=shipping"}
+    viewer = {"Authorization": f"Bearer {token(api_server, VIEWER, VIEWER_PASSWORD)}"}
+    assert httpx.get(f"{api_server}/judgeflow/api/regressions", headers=viewer, timeout=60).status_code == 200
+    refused = httpx.post(route, params={"dag_id": "llm_judge_daily"}, json=open_one, headers=viewer, timeout=60)
+    assert refused.status_code == 403, refused.text
+    with warehouse.connect() as conn:
+        history = conn.execute(text("SELECT COUNT(*) FROM judge_alert_history WHERE outcome = 'accepted'")).scalar_one()
+    assert history == 0
     headers = {"Authorization": f"Bearer {_token(api_server)}"}
     answer = httpx.post(route, params={"dag_id": "llm_judge_daily"}, json=body, headers=headers, timeout=60)
     assert answer.status_code == 404, answer.text  # an admin may; nothing of that name is open
