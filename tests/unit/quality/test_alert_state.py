@@ -15,6 +15,7 @@ from judgeflow.quality.alert_state import (
     Reference,
     Rules,
     Stage,
+    is_segment_key,
     plan_alerts,
     regression_key,
 )
@@ -282,3 +283,11 @@ def test_under_cover_a_pending_segment_keeps_its_days_an_open_one_is_still_watch
             tone: OpenRegression(tone, -0.75, DAY2_END, EXACT, Stage.PENDING, None, 0, 1, DAY2_END),
         },
     )
+
+
+def test_a_key_names_the_metric_and_its_segment_when_there_is_one() -> None:
+    assert [regression_key("accuracy"), regression_key("accuracy", None), regression_key("accuracy", "")] == [
+        "accuracy"
+    ] * 3
+    assert regression_key("accuracy", "topic=shipping") == "accuracy in topic=shipping"
+    assert [is_segment_key("accuracy"), is_segment_key("accuracy in topic=shipping")] == [False, True]
