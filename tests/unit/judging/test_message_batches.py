@@ -170,6 +170,29 @@ def test_prepare_uses_the_judge_settings_for_each_request() -> None:
     assert "x" * 101 not in request["params"]["messages"][0]["content"]
 
 
+def test_the_first_request_carries_every_response_of_its_input_for_the_cache_warm_up() -> None:
+    """``first_items``: the responses behind ``requests[0]``, also its repeats in later chunks (the
+    warm-up judges them live and pops that request), and no response of another input."""
+    one, two, one_again, two_again = (
+        answer(1),
+        answer(2),
+        ResponseItem(3, "Q1?", None, "A1"),
+        ResponseItem(4, "Q2?", None, "A2"),
+    )
+    prepared = judge().prepare([[one, two], [two_again, one_again]], DictCache())
+    assert prepared.first_items == [one, one_again]
+    assert [r["custom_id"] for r in prepared.requests] == [custom_id_for(judge().key(i) or "") for i in (one, two)]
+
+
+def test_prepare_asks_for_the_one_hour_cache_when_the_judge_is_set_to_it() -> None:
+    settings = Settings(judge=JudgeConfig(max_response_chars=100, max_output_tokens=77, cache_ttl="1h"))
+    batch = BatchJudge(rubric=RUBRIC, settings=settings, dag_run_id=RUN_ID, now=lambda: NOW)
+    (request,) = batch.prepare([[answer(1)]], DictCache()).requests
+    expected = build_request(RUBRIC, answer(1), max_response_chars=100, max_output_tokens=77, cache_ttl="1h").params
+    assert request["params"] == expected
+    assert expected != build_request(RUBRIC, answer(1), max_response_chars=100, max_output_tokens=77).params
+
+
 def test_prepare_turns_empty_responses_into_errors_and_cache_hits_into_free_scores() -> None:
     hit, empty, blank, new = answer(1), answer(2, ""), ResponseItem(3, "Q", None, None), answer(4)
     cache = DictCache({judge().key(hit) or "": VERDICT})

@@ -175,6 +175,15 @@ def test_request_forces_the_tool_and_caches_the_system_block(rubric: Rubric) -> 
     assert params["tool_choice"] == {"type": "tool", "name": VERDICT_TOOL_NAME}
 
 
+def test_a_one_hour_cache_is_asked_for_by_its_ttl_and_five_minutes_is_the_api_default(rubric: Rubric) -> None:
+    """``judge.cache_ttl: 1h`` must reach the API as ``"ttl": "1h"``; ``5m`` is the API's default, left out."""
+    hour = build_request(rubric, item("Hello"), max_response_chars=60_000, max_output_tokens=1024, cache_ttl="1h")
+    (system,) = hour.params["system"]
+    assert system["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    five = build_request(rubric, item("Hello"), max_response_chars=60_000, max_output_tokens=1024, cache_ttl="5m")
+    assert five.params["system"][0]["cache_control"] == {"type": "ephemeral"}
+
+
 def test_static_prefix_does_not_depend_on_the_judged_text(rubric: Rubric) -> None:
     first, second = request_params(rubric, "one"), request_params(rubric, "two", question="other")
     assert first["system"] == second["system"]

@@ -3,6 +3,7 @@ worsening and reminders), recovered after ``recover_days`` days running back wit
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -14,6 +15,7 @@ from judgeflow.quality.alert_state import (
     Reference,
     Rules,
     Stage,
+    is_segment_key,
     plan_alerts,
     regression_key,
 )
@@ -115,3 +117,177 @@ def test_a_segment_drop_inside_a_drop_over_all_responses_is_not_a_regression_of_
         {}, {segment: -1.5}, today=levels, references={segment: REFERENCE}, rules=RULES, interval_end=DAY1_END
     )
     assert alone.new == (segment,), "a drop in one segment alone is a regression of its own"
+
+
+# Exact binary numbers below (quarters), so that whole plans compare equal without approximations.
+EXACT = Reference(Level(3.5, 3.25, 3.75, 200), DAY1_END - 8 * DAY, DAY1_END - DAY)
+DAY2_END, DAY3_END = DAY1_END + DAY, DAY1_END + 2 * DAY
+QUARTERS = Rules(worsen_by=0.25, recover_within=0.25, recover_days=2, open_after_days=1, remind_every_days=7)
+
+
+def level(mean: float, half: float = 0.25) -> Level:
+    return Level(mean, mean - half, mean + half, 32)
+
+
+def opened_on_day1(key: str = KEY) -> OpenRegression:
+    """What day 1 stored for a drop of -1.0 from ``EXACT`` announced at once."""
+    return OpenRegression(key, -1.0, DAY1_END, EXACT, Stage.OPEN, DAY1_END, 0, 1, DAY1_END)
+
+
+def test_a_new_regression_is_stored_exactly_as_announced_with_every_time_from_the_data() -> None:
+    plan = plan_alerts(
+        {}, {KEY: -1.0}, today={KEY: level(2.5)}, references={KEY: EXACT}, rules=QUARTERS, interval_end=DAY1_END
+    )
+    assert plan == AlertPlan(new=(KEY,), differences={KEY: -1.0}, state={KEY: opened_on_day1()})
+
+
+def test_a_pending_drop_counts_its_days_and_is_announced_against_the_reference_of_its_first_day() -> None:
+    """The rolling baseline takes in the bad days (3.0 on day 2): the drop against it shrinks, but on-call
+    hears the difference from the level it dropped from, frozen on the first day."""
+    rules = dataclasses.replace(QUARTERS, open_after_days=3)
+    rolling = Reference(Level(3.0, 2.75, 3.25, 200), DAY1_END - 7 * DAY, DAY1_END)
+    day1 = plan_alerts(
+        {}, {KEY: -1.0}, today={KEY: level(2.5)}, references={KEY: EXACT}, rules=rules, interval_end=DAY1_END
+    )
+    pending1 = OpenRegression(KEY, -1.0, DAY1_END, EXACT, Stage.PENDING, None, 0, 1, DAY1_END)
+    assert day1 == AlertPlan(pending=(KEY,), state={KEY: pending1})
+    day2 = plan_alerts(
+        dict(day1.state),
+        {KEY: -0.5},
+        today={KEY: level(2.5)},
+        references={KEY: rolling},
+        rules=rules,
+        interval_end=DAY2_END,
+    )
+    pending2 = OpenRegression(KEY, -0.5, DAY1_END, EXACT, Stage.PENDING, None, 0, 2, DAY2_END)
+    assert day2 == AlertPlan(pending=(KEY,), state={KEY: pending2})
+    day3 = plan_alerts(
+        dict(day2.state),
+        {KEY: -0.5},
+        today={KEY: level(2.5)},
+        references={KEY: rolling},
+        rules=rules,
+        interval_end=DAY3_END,
+    )
+    announced = OpenRegression(KEY, -1.0, DAY1_END, EXACT, Stage.OPEN, DAY3_END, 0, 3, DAY3_END)
+    assert day3 == AlertPlan(new=(KEY,), differences={KEY: -1.0}, state={KEY: announced})
+
+
+def test_a_drop_without_a_level_or_a_reference_today_is_announced_with_its_own_difference() -> None:
+    """A comparison saved before levels (or references) existed has none: the drop against the
+    baseline is then what on-call hears."""
+    for levels, references in (({}, {KEY: EXACT}), ({KEY: level(2.5)}, {})):
+        plan = plan_alerts({}, {KEY: -0.75}, today=levels, references=references, rules=QUARTERS, interval_end=DAY1_END)
+        row = OpenRegression(KEY, -0.75, DAY1_END, references.get(KEY), Stage.OPEN, DAY1_END, 0, 1, DAY1_END)
+        assert plan == AlertPlan(new=(KEY,), differences={KEY: -0.75}, state={KEY: row})
+
+
+def test_an_open_regression_without_any_reference_waits_quietly_for_one() -> None:
+    """A row saved before references existed, not found down today (so no baseline is taken): nothing
+    to measure against, it stays as it is but for the interval that moved it."""
+    old = OpenRegression(KEY, -1.0, DAY1_END)
+    plan = plan_alerts({KEY: old}, {}, today={KEY: level(2.5)}, references={}, rules=QUARTERS, interval_end=DAY2_END)
+    assert plan == AlertPlan(ongoing=(KEY,), state={KEY: dataclasses.replace(old, moved_for=DAY2_END)})
+
+
+def test_worse_means_strictly_below_what_on_call_heard_less_worsen_by() -> None:
+    known = {KEY: opened_on_day1()}
+    # upper bound 2.25 == 3.5 - 1.0 - 0.25: not below it, quiet
+    quiet = plan_alerts(
+        known, {KEY: -1.5}, today={KEY: level(2.0)}, references={}, rules=QUARTERS, interval_end=DAY2_END
+    )
+    moved = dataclasses.replace(opened_on_day1(), moved_for=DAY2_END)
+    assert quiet == AlertPlan(ongoing=(KEY,), differences={KEY: -1.5}, state={KEY: moved})
+    worse = plan_alerts(
+        known, {KEY: -1.75}, today={KEY: level(1.75)}, references={}, rules=QUARTERS, interval_end=DAY2_END
+    )
+    told = dataclasses.replace(moved, difference=-1.75, last_told_at=DAY2_END)
+    assert worse == AlertPlan(worsening=(KEY,), differences={KEY: -1.75}, state={KEY: told})
+
+
+def test_back_within_recover_within_at_the_boundary_counts_and_the_closed_row_keeps_its_last_numbers() -> None:
+    """Upper bound 3.25 == 3.5 - 0.25 counts as back; two such days close it."""
+    known = {KEY: opened_on_day1()}
+    day2 = plan_alerts(known, {}, today={KEY: level(3.0)}, references={}, rules=QUARTERS, interval_end=DAY2_END)
+    back1 = dataclasses.replace(opened_on_day1(), back_days=1, moved_for=DAY2_END)
+    assert day2 == AlertPlan(ongoing=(KEY,), differences={KEY: -0.5}, state={KEY: back1})
+    day3 = plan_alerts(
+        dict(day2.state), {}, today={KEY: level(3.0)}, references={}, rules=QUARTERS, interval_end=DAY3_END
+    )
+    closed = dataclasses.replace(back1, difference=-0.5, back_days=2, moved_for=DAY3_END)
+    assert day3 == AlertPlan(recovered=(KEY,), differences={KEY: -0.5}, closed={KEY: closed})
+
+
+def test_a_daily_reminder_is_due_one_day_after_the_last_message() -> None:
+    rules = dataclasses.replace(QUARTERS, remind_every_days=1)
+    plan = plan_alerts(
+        {KEY: opened_on_day1()}, {KEY: -1.0}, today={KEY: level(2.5)}, references={}, rules=rules, interval_end=DAY2_END
+    )
+    reminded = dataclasses.replace(opened_on_day1(), last_told_at=DAY2_END, moved_for=DAY2_END)
+    assert plan == AlertPlan(reminders=(KEY,), differences={KEY: -1.0}, state={KEY: reminded})
+
+
+def test_an_open_drop_over_all_responses_covers_a_segment_and_a_forgotten_pending_one_does_not() -> None:
+    segment = regression_key("overall", "topic=shipping")
+    levels = {KEY: level(2.5), segment: level(2.0)}
+    still_open = plan_alerts(
+        {KEY: opened_on_day1()},
+        {segment: -1.5},
+        today=levels,
+        references={segment: EXACT},
+        rules=QUARTERS,
+        interval_end=DAY2_END,
+    )
+    assert (still_open.new, still_open.ongoing, set(still_open.state)) == ((), (KEY,), {KEY}), (
+        "not found today, still open"
+    )
+    rules = dataclasses.replace(QUARTERS, open_after_days=2)
+    known = {
+        KEY: OpenRegression(KEY, -1.0, DAY1_END, EXACT, Stage.PENDING, None, 0, 1, DAY1_END),
+        segment: OpenRegression(segment, -1.5, DAY1_END, EXACT, Stage.PENDING, None, 0, 1, DAY1_END),
+    }
+    forgotten = plan_alerts(
+        known, {segment: -1.5}, today=levels, references={segment: EXACT}, rules=rules, interval_end=DAY2_END
+    )
+    assert (forgotten.new, set(forgotten.state)) == ((segment,), {segment}), "one day of noise covers nothing"
+
+
+def test_under_cover_a_pending_segment_keeps_its_days_an_open_one_is_still_watched_and_later_keys_are_planned() -> None:
+    billing, shipping, tone = (
+        regression_key("overall", "topic=billing"),
+        regression_key("overall", "topic=shipping"),
+        "tone",
+    )
+    rules = dataclasses.replace(QUARTERS, open_after_days=2)
+    billing_row = opened_on_day1(billing)
+    shipping_row = OpenRegression(shipping, -1.5, DAY1_END, EXACT, Stage.PENDING, None, 0, 1, DAY1_END)
+    known = {KEY: OpenRegression(KEY, -1.0, DAY1_END, EXACT, Stage.PENDING, None, 0, 1, DAY1_END)}
+    known |= {billing: billing_row, shipping: shipping_row}
+    plan = plan_alerts(
+        known,
+        {KEY: -1.0, shipping: -1.5, tone: -0.75},
+        today={KEY: level(2.5), billing: level(3.5), shipping: level(2.0), tone: level(2.75)},
+        references={KEY: EXACT, shipping: EXACT, tone: EXACT},
+        rules=rules,
+        interval_end=DAY2_END,
+    )
+    assert plan == AlertPlan(
+        new=(KEY,),
+        ongoing=(billing,),
+        pending=(tone,),
+        differences={KEY: -1.0, billing: 0.0},
+        state={
+            KEY: OpenRegression(KEY, -1.0, DAY1_END, EXACT, Stage.OPEN, DAY2_END, 0, 2, DAY2_END),
+            billing: dataclasses.replace(billing_row, back_days=1, moved_for=DAY2_END),
+            shipping: shipping_row,
+            tone: OpenRegression(tone, -0.75, DAY2_END, EXACT, Stage.PENDING, None, 0, 1, DAY2_END),
+        },
+    )
+
+
+def test_a_key_names_the_metric_and_its_segment_when_there_is_one() -> None:
+    assert [regression_key("accuracy"), regression_key("accuracy", None), regression_key("accuracy", "")] == [
+        "accuracy"
+    ] * 3
+    assert regression_key("accuracy", "topic=shipping") == "accuracy in topic=shipping"
+    assert [is_segment_key("accuracy"), is_segment_key("accuracy in topic=shipping")] == [False, True]
