@@ -12,6 +12,7 @@ import logging
 import math
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import airflow.providers.redis.hooks.redis  # noqa: F401  (see below)
@@ -286,11 +287,26 @@ def _budget_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.budget"]
 
 
+@pytest.fixture
+def connection_lookup_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh thread for Airflow's connection lookup, which runs the secrets backends through
+    asgiref's one shared worker thread (``SyncToAsync.single_thread_executor``). A process forked
+    after that thread ran (make mutate's workers are) inherits an executor whose thread is gone, and
+    the lookup waits forever; with its own executor each test's lookup answers at once."""
+    from asgiref.sync import SyncToAsync
+
+    executor = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(SyncToAsync, "single_thread_executor", executor)
+    yield
+    executor.shutdown(wait=True)
+
+
 # A connection to a port nothing listens on: the refusal answers at once, so a test (or a mutant)
 # that reaches Redis through it is decided in milliseconds, never by a timeout.
 DEAD_REDIS_URI = "redis://127.0.0.1:1/0"
 
 
+@pytest.mark.usefixtures("connection_lookup_thread")
 def test_open_budget_without_caps_is_no_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """No caps: nothing is looked up (the connection would answer at once if it were)."""
     monkeypatch.setenv("AIRFLOW_CONN_JUDGEFLOW_TEST_BUDGET_NONE", DEAD_REDIS_URI)
@@ -298,6 +314,7 @@ def test_open_budget_without_caps_is_no_budget(monkeypatch: pytest.MonkeyPatch) 
     assert isinstance(ledger, NoBudget)
 
 
+@pytest.mark.usefixtures("connection_lookup_thread")
 def test_open_budget_keeps_caps_in_process_when_redis_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -312,6 +329,7 @@ def test_open_budget_keeps_caps_in_process_when_redis_does_not_answer(
     assert run(ledger.reserve(0.125)) is False
 
 
+@pytest.mark.usefixtures("connection_lookup_thread")
 def test_open_budget_shares_caps_through_a_reachable_redis(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, redis_keys: list[str]
 ) -> None:
