@@ -12,13 +12,15 @@ import logging
 import math
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import airflow.providers.redis.hooks.redis  # noqa: F401  (see below)
 import pytest
 import redis
 import redis.asyncio
 
-from judgeflow.config import BudgetConfig, ModelPrice
+from judgeflow.config import DEFAULT_PRICES, BudgetConfig, ModelPrice
 from judgeflow.judging.budget import (
     CHARS_PER_TOKEN,
     LEDGER_TTL_S,
@@ -29,9 +31,15 @@ from judgeflow.judging.budget import (
     RedisBudget,
     budget_caps,
     open_budget,
+    tokens_for_chars,
 )
 from judgeflow.records import Usage
 from tests.conftest import REDIS_ADDRESS, require_tcp
+
+# Airflow (``open_budget`` finds its Redis connection through the provider's hook) is imported with
+# this module, at collection, and not by the first test that opens a budget: importing it takes
+# seconds, which would otherwise be one test's time (and its budget under make mutate, whose forked
+# workers inherit what collection imported; a mutant's timeout is a multiple of its tests' times).
 
 PRICE = ModelPrice(input=3.0, output=15.0)
 
@@ -275,26 +283,198 @@ def test_a_settle_that_fails_in_redis_is_kept_in_process(caplog: pytest.LogCaptu
     assert run_cap.spent_usd == pytest.approx(0.4)
 
 
-def test_open_budget_without_caps_is_no_budget() -> None:
-    assert isinstance(run(open_budget(BudgetConfig(), redis_conn_id="judgeflow_test_none", caps=[])), NoBudget)
+def _budget_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.budget"]
 
 
-def test_open_budget_keeps_caps_in_process_when_redis_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_JUDGEFLOW_TEST_BUDGET_DEAD", "redis://127.0.0.1:1/0")
-    caps = [cap("run", 1.0)]
-    ledger = run(open_budget(BudgetConfig(), redis_conn_id="judgeflow_test_budget_dead", caps=caps))
+@pytest.fixture
+def connection_lookup_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh thread for Airflow's connection lookup, which runs the secrets backends through
+    asgiref's one shared worker thread (``SyncToAsync.single_thread_executor``). A process forked
+    after that thread ran (make mutate's workers are) inherits an executor whose thread is gone, and
+    the lookup waits forever; with its own executor each test's lookup answers at once."""
+    from asgiref.sync import SyncToAsync
+
+    executor = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(SyncToAsync, "single_thread_executor", executor)
+    yield
+    executor.shutdown(wait=True)
+
+
+# A connection to a port nothing listens on: the refusal answers at once, so a test (or a mutant)
+# that reaches Redis through it is decided in milliseconds, never by a timeout.
+DEAD_REDIS_URI = "redis://127.0.0.1:1/0"
+
+
+@pytest.mark.usefixtures("connection_lookup_thread")
+def test_open_budget_without_caps_is_no_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No caps: nothing is looked up (the connection would answer at once if it were)."""
+    monkeypatch.setenv("AIRFLOW_CONN_JUDGEFLOW_TEST_BUDGET_NONE", DEAD_REDIS_URI)
+    ledger = run(open_budget(BudgetConfig(), redis_conn_id="judgeflow_test_budget_none", caps=[]))
+    assert isinstance(ledger, NoBudget)
+
+
+@pytest.mark.usefixtures("connection_lookup_thread")
+def test_open_budget_keeps_caps_in_process_when_redis_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_JUDGEFLOW_TEST_BUDGET_DEAD", DEAD_REDIS_URI)
+    caps = [cap("run", 1.0, 0.75)]
+    with caplog.at_level(logging.INFO, logger="judgeflow.judging.budget"):
+        ledger = run(open_budget(BudgetConfig(), redis_conn_id="judgeflow_test_budget_dead", caps=caps))
     assert isinstance(ledger, LocalBudget)
-    assert ledger.caps == caps
+    assert ledger.caps is caps, "the caps seeded from the warehouse, kept in this process"
+    assert _budget_logs(caplog) == ["budget: run $0.7500 of $1.00"]
+    assert run(ledger.reserve(0.25)) is True
+    assert run(ledger.reserve(0.125)) is False
 
 
-def test_open_budget_shares_caps_through_a_reachable_redis(monkeypatch: pytest.MonkeyPatch) -> None:
-    require_tcp("Redis", REDIS_ADDRESS)
+@pytest.mark.usefixtures("connection_lookup_thread")
+def test_open_budget_shares_caps_through_a_reachable_redis(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, redis_keys: list[str]
+) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_JUDGEFLOW_TEST_BUDGET_REDIS", "redis://127.0.0.1:6379/0")
-    caps = [cap("run", 1.0)]
+    caps = [cap("run", 1.0, 0.5), cap("day", 4.0, 2.0)]
+    redis_keys += [c.key for c in caps]
 
-    async def scenario() -> Any:
+    async def scenario() -> tuple[Any, bool, bool, list[bytes | None]]:
         ledger = await open_budget(BudgetConfig(), redis_conn_id="judgeflow_test_budget_redis", caps=caps)
+        fits, refused = await ledger.reserve(0.25), await ledger.reserve(0.5)
+        values = [await ledger._client.get(c.key) for c in caps]
         await ledger.aclose()
-        return ledger
+        return ledger, fits, refused, values
 
-    assert isinstance(run(scenario()), RedisBudget)
+    with caplog.at_level(logging.INFO, logger="judgeflow.judging.budget"):
+        ledger, fits, refused, values = run(scenario())
+    assert isinstance(ledger, RedisBudget)
+    assert ledger._caps is caps
+    assert (fits, refused) == (True, False)
+    assert values == [b"0.75", b"2.25"], "the reservation landed on both caps' keys, from their seeds"
+    assert _budget_logs(caplog) == ["budget: budget in Redis (run $1.00, day $4.00)"]
+
+
+class _ClientThatFailsToClose:
+    """A client whose connection already broke: closing it raises."""
+
+    def __init__(self) -> None:
+        self.error = redis.ConnectionError("connection reset")
+
+    def register_script(self, script: str) -> object:
+        return object()
+
+    async def aclose(self) -> None:
+        raise self.error
+
+
+def test_closing_a_broken_redis_client_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    client = _ClientThatFailsToClose()
+    ledger = RedisBudget(client, [cap("run")])
+    with caplog.at_level(logging.DEBUG, logger="judgeflow.judging.budget"):
+        assert run(ledger.aclose()) is None
+    (record,) = [r for r in caplog.records if r.name == "judgeflow.judging.budget"]
+    assert (record.levelno, record.getMessage()) == (logging.DEBUG, "closing the budget's Redis client failed")
+    assert record.exc_info is not None and record.exc_info[1] is client.error, "with the traceback"
+
+
+# --- the promise: spend passes a cap by no more than the estimation error of what is in flight ---
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def test_budgets_sharing_redis_stop_at_the_cap_and_pass_it_only_by_the_error_in_flight(
+    redis_keys: list[str],
+) -> None:
+    """Two tasks (two clients) share a run's and a day's caps in Redis. The first to reach Redis seeds
+    each key with what the warehouse said was spent; the second task's seeds (read before the first
+    one's spend was written, so stale) are ignored once the key exists. Reservations stop exactly at
+    the cap; a request that costs more than its estimate passes it by that difference, and then
+    nothing more is let through."""
+    config = BudgetConfig(max_cost_usd_per_run=1.0, max_cost_usd_per_day=1.5)
+    run_key, day = _unique("suite__run"), _unique("2026-11-30")
+    first_caps = budget_caps(config, run_key=run_key, day=day, run_spent=0.25, day_spent=0.5)
+    stale_caps = budget_caps(config, run_key=run_key, day=day, run_spent=0.0, day_spent=0.0)
+    redis_keys += [c.key for c in first_caps]
+
+    async def scenario() -> tuple[list[bool], list[bytes | None], bool, list[bytes | None]]:
+        a, b = RedisBudget(_client(), first_caps), RedisBudget(_client(), stale_caps)
+        answers = [await a.reserve(0.25), await b.reserve(0.25), await a.reserve(0.25), await b.reserve(0.25)]
+        after_reserving = [await a._client.get(c.key) for c in first_caps]
+        await a.settle(0.25, 0.375)  # cost more than estimated
+        await b.settle(0.25, 0.25)
+        after_settling = [await a._client.get(c.key) for c in first_caps]
+        nothing_more = await b.reserve(0.0)
+        await a.aclose()
+        await b.aclose()
+        return answers, after_reserving, nothing_more, after_settling
+
+    answers, after_reserving, nothing_more, after_settling = run(scenario())
+    assert answers == [True, True, True, False]
+    assert after_reserving == [b"1", b"1.25"], "run: 0.25 seeded + 3 x 0.25; day: 0.5 + 3 x 0.25"
+    assert after_settling == [b"1.125", b"1.375"], "over the run cap by the one estimate's error, 0.125"
+    assert nothing_more is False
+
+
+def test_a_new_day_starts_from_that_days_spend_under_its_own_key(redis_keys: list[str]) -> None:
+    """The day cap's key names the day: a full day refuses, the next day starts from its own seed
+    (what the warehouse says that day spent) and leaves the full day's ledger as it was."""
+    config = BudgetConfig(max_cost_usd_per_day=1.0)
+    day1, day2 = _unique("2026-11-30"), _unique("2026-12-01")
+    (day1_cap,) = budget_caps(config, run_key="r", day=day1, run_spent=0.0, day_spent=0.5)
+    (day2_cap,) = budget_caps(config, run_key="r", day=day2, run_spent=0.0, day_spent=0.25)
+    redis_keys += [day1_cap.key, day2_cap.key]
+
+    async def scenario() -> tuple[list[bool], list[bool], list[bytes | None], list[int]]:
+        first, second = RedisBudget(_client(), [day1_cap]), RedisBudget(_client(), [day2_cap])
+        on_day1 = [await first.reserve(0.25) for _ in range(3)]
+        on_day2 = [await second.reserve(0.25) for _ in range(4)]
+        values = [await first._client.get(key) for key in (day1_cap.key, day2_cap.key)]
+        ttls = [await first._client.ttl(key) for key in (day1_cap.key, day2_cap.key)]
+        await first.aclose()
+        await second.aclose()
+        return on_day1, on_day2, values, ttls
+
+    on_day1, on_day2, values, ttls = run(scenario())
+    assert on_day1 == [True, True, False]
+    assert on_day2 == [True, True, True, False]
+    assert values == [b"1", b"1"]
+    assert all(LEDGER_TTL_S - 60 < ttl <= LEDGER_TTL_S for ttl in ttls), "a day's ledger expires after two days"
+
+
+# --- the estimate's arithmetic ---
+
+
+def test_tokens_for_chars_rounds_a_quarter_of_the_characters_up_times_the_tokenizer_factor() -> None:
+    assert tokens_for_chars(8) == 2
+    assert tokens_for_chars(9) == 3
+    assert tokens_for_chars(400, 1.3) == 130
+    assert tokens_for_chars(404, 1.3) == 132  # 131.3 up
+
+
+def test_the_estimate_prices_the_models_tokens_uncached_at_full_price() -> None:
+    """Haiku 5.5 ($0.10 / $0.50 per million, 1.3x the tokens): the estimate prices the counted input
+    at the plain input rate (no cache discount, no batch discount: an estimate errs high there)."""
+    price = DEFAULT_PRICES["claude-haiku-5-5"]
+    estimator = CostEstimator(price, BudgetConfig(expected_output_tokens=300))
+    assert estimator.tokenizer_factor == 1.3
+    params = {"system": "s" * 398}  # 404 characters: 101 tokens of Haiku 4.5's, 131.3 -> 132 of this one
+    assert estimator.input_tokens(params, tokenizer_factor=estimator.tokenizer_factor) == 132
+    assert estimator.estimate(params) == 0.0001632  # (132 x 0.10 + 300 x 0.50) / 1e6
+
+
+def test_an_estimate_over_the_long_context_threshold_pays_the_long_context_multiple() -> None:
+    price = DEFAULT_PRICES["claude-haiku-5-5"]  # over 100K prompt tokens every rate is 5x
+    estimator = CostEstimator(price, BudgetConfig(expected_output_tokens=300))
+    over = {"system": "s" * 307_694}  # 307,700 characters x 1.3 / 4 = 100,002.5 -> 100,003 tokens
+    under = {"system": "s" * 307_686}  # 307,692 characters: 99,999.9 -> 100,000 tokens, not over
+    assert estimator.estimate(over) == round((100_003 * 0.10 + 300 * 0.50) / 1e6 * 5, 8)
+    assert estimator.estimate(under) == round((100_000 * 0.10 + 300 * 0.50) / 1e6, 8)
+
+
+def test_the_expected_output_is_rounded_up_to_whole_tokens() -> None:
+    estimator = CostEstimator(PRICE, BudgetConfig(expected_output_tokens=500))
+    for _ in range(9):
+        estimator.observe(Usage(output_tokens=500))
+    estimator.observe(Usage(output_tokens=501))  # the 10th: 500 + 1 / 10 = 500.1 -> 501 tokens
+    assert estimator.estimate({}) == round((2 * 3.0 + 501 * 15.0) / 1e6, 8)
