@@ -21,6 +21,7 @@ from judgeflow.quality.alerts import (
     airflow_run_url,
     build_alert_blocks,
     decide_alert,
+    format_regression_line,
     truncate_lines,
 )
 from judgeflow.quality.regression import ComparisonStatus
@@ -397,6 +398,47 @@ def test_truncate_lines_fills_to_the_limit_exactly() -> None:
 
 
 def test_airflow_run_url_quotes_slashes_and_trims_the_base() -> None:
-    url = airflow_run_url("http://af:8080/x//", dag_id="team/daily", run_id="manual/1 2")
+    url = airflow_run_url("http://af:8080/X//", dag_id="team/daily", run_id="manual/1 2")
 
-    assert url == "http://af:8080/x/dags/team%2Fdaily/runs/manual%2F1%202"
+    assert url == "http://af:8080/X/dags/team%2Fdaily/runs/manual%2F1%202"
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        pytest.param(
+            {"baseline_mean": None, "difference": None},
+            "accuracy: n/a → 3.20 (n/a), p=0.001, n=0 vs 140",
+            id="no-baseline",
+        ),
+        pytest.param(
+            {"segment": "topic=a", "days_pooled": 2},
+            "accuracy [topic=a]: 4.10 → 3.20 (\u22120.90), p=0.001, n=0 vs 140, over 2 days",
+            id="segment-two-days",
+        ),
+        pytest.param(
+            {"segment": "topic=a", "mde": 0.304},
+            "accuracy [topic=a]: 4.10 → 3.20 (\u22120.90), p=0.001, n=0 vs 140, detects ≥0.30",
+            id="segment-one-day",
+        ),
+        pytest.param(
+            {"days_pooled": 3, "mde": 0.3},
+            "accuracy: 4.10 → 3.20 (\u22120.90), p=0.001, n=0 vs 140",
+            id="all-responses",
+        ),
+    ],
+)
+def test_regression_line_without_a_baseline_and_for_segments(changes: dict[str, Any], line: str) -> None:
+    """A missing mean reads ``n/a``; only a segment row says its pooled days and what it could detect."""
+    row = dataclasses.replace(comparison(n=(0, 140)), **changes)
+
+    assert format_regression_line(row) == line
+
+
+def test_a_regression_alone_is_a_quality_drop() -> None:
+    """The rolling average is above its threshold: the significant regression is enough to call it a drop."""
+    text, _ = message(context(report=REGRESSED))
+
+    assert (
+        text == "judgeflow: quality drop in helpfulness (v3), 2025-03-08: significant regression in overall, accuracy"
+    )
