@@ -54,7 +54,11 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/rubrics/test_versions.py",
     ),
     "quality/alert_state.py": ("tests/unit/quality/test_alert_state.py",),
-    "quality/alerts.py": ("tests/unit/quality/test_alerts.py",),
+    "quality/alerts.py": (
+        "tests/unit/quality/test_alerts.py",
+        "tests/unit/quality/test_alert_payload.py",
+        "tests/unit/quality/test_alert_delivery.py",
+    ),
 }
 """The modules under ``plugins/judgeflow/`` that carry the promises, and the fast tests that guard each."""
 

@@ -284,7 +284,7 @@ ROLLING_AVERAGE_KEY = "rolling average"
 
 
 def _regression_keys(ctx: AlertContext) -> list[str]:
-    return [regression_key(c.metric, getattr(c, "segment", None)) for c in ctx.report.regressions]
+    return [regression_key(c.metric, c.segment) for c in ctx.report.regressions]
 
 
 def _below_threshold(ctx: AlertContext) -> bool:
