@@ -202,9 +202,10 @@ class Warehouse:
         return count
 
     def _cut_batches(self, run_key: str, ids: Any, limit: int | None, batch_size: int, max_batches: int) -> int:
-        """Stage ``ids`` (a select of ``response_id``, ordered) under ``run_key``, cut into batches
-        in the same statement: ``batch_size`` each, more when there would be over ``max_batches``."""
-        eligible_sq = (ids.limit(limit) if limit is not None else ids).subquery()
+        """Stage ``ids`` (a select of ``response_id`` with no limit of its own, ordered: a ``limit``
+        keeps its first ones) under ``run_key``, cut into batches in the same statement, in id order:
+        ``batch_size`` each, more when there would be over ``max_batches``."""
+        eligible_sq = ids.limit(limit).subquery()  # limit(None): no limit
         with errors_as("stage run items"), self.engine.begin() as conn:
             count = conn.execute(select(func.count()).select_from(eligible_sq)).scalar_one()
             if count == 0:
