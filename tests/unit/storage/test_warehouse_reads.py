@@ -31,8 +31,10 @@ from sqlalchemy.exc import DBAPIError
 from judgeflow.config import SourceConfig
 from judgeflow.errors import ConfigError, WarehouseError
 from judgeflow.quality.alert_state import OpenRegression
+from judgeflow.quality.stats import OVERALL
 from judgeflow.records import BatchRef, CriterionScore, ErrorKind
 from judgeflow.rubric import load_rubric
+from judgeflow.storage.daily_scores import refresh_daily_scores
 from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
 from tests.conftest import POSTGRES_URL, require_tcp
@@ -259,7 +261,7 @@ def test_a_source_query_refused_by_an_error_without_a_driver_error_quotes_sqlalc
 
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[str]:
-    """A schema of the local PostgreSQL with the sample source table, ids 1-4 created on the last day."""
+    """A schema of the local PostgreSQL with judgeflow's tables and the sample source table (ids 1-4)."""
     require_tcp("PostgreSQL", ("127.0.0.1", 5432))
     name = f"jf_reads_{secrets.token_hex(4)}"
     admin = create_engine(POSTGRES_URL)
@@ -268,6 +270,7 @@ def pg_schema() -> Iterator[str]:
     try:
         engine = _pg_engine(name)
         seed_warehouse(engine, generate_responses(count=4, end=END, seed=5))
+        Warehouse(engine, SourceConfig()).upgrade_schema()
         engine.dispose()
         yield name
     finally:
@@ -284,19 +287,25 @@ def _pg_engine(schema: str, *, timezone: str = "UTC", password: str = "") -> Eng
 
 
 @pytest.mark.postgres
-def test_a_source_query_s_window_is_in_utc_whatever_the_session_s_time_zone(pg_schema: str) -> None:
-    """The query's created column is a timestamp with a time zone, so an interval's aware bounds are
-    compared as instants: read naive, in New York's session they would move by five hours."""
+def test_a_source_query_s_created_column_is_read_in_utc_whatever_the_session_s_time_zone(pg_schema: str) -> None:
+    """The query's created column is a timestamp with a time zone: an interval's bounds are instants, and
+    the daily rollup's day is the UTC day, also in a New York session (where 02:00 UTC is the evening
+    before: read as a naive timestamp, both responses would fall on the 18th)."""
     engine = _pg_engine(pg_schema, timezone="America/New_York")
-    config = SourceConfig(query="SELECT * FROM app_responses")
+    created = {1: T0 + dt.timedelta(hours=2), 2: T0 - dt.timedelta(seconds=1), 3: END, 4: END}
     with engine.begin() as conn:
-        conn.execute(text("UPDATE app_responses SET created_at = :at WHERE id = 1"), {"at": T0})
-        conn.execute(text("UPDATE app_responses SET created_at = :at WHERE id = 2"), {"at": T0 + dt.timedelta(hours=1)})
-        conn.execute(text("UPDATE app_responses SET created_at = :at WHERE id IN (3, 4)"), {"at": END})
-    warehouse = Warehouse(engine, config)
+        for rid, at in created.items():
+            conn.execute(text("UPDATE app_responses SET created_at = :at WHERE id = :id"), {"at": at, "id": rid})
+    warehouse = Warehouse(engine, SourceConfig(query="SELECT * FROM app_responses"))
     try:
-        assert warehouse.count_created(T0, END) == 2
-        assert warehouse.count_created(END, END + DAY) == 2
+        assert (warehouse.count_created(T0, END), warehouse.count_created(END, END + DAY)) == (1, 2)
+        warehouse.write([dataclasses.replace(scored(i), rubric_version="tz") for i in (1, 2)], [])
+        days = (T0 - DAY).date(), T0.date()
+        refresh_daily_scores(warehouse, rubric_name="helpfulness", rubric_version="tz", start=days[0], end=END.date())
+        table = warehouse.daily_scores
+        query = select(table.c.day, table.c.n).where(table.c.rubric_version == "tz", table.c.metric == OVERALL)
+        with engine.connect() as conn:
+            assert sorted(conn.execute(query).all()) == [(days[0], 1), (days[1], 1)]
     finally:
         warehouse.close()
 
@@ -306,7 +315,6 @@ def test_rationales_take_ids_given_as_text_for_an_integer_id_column(pg_schema: s
     """Alert examples carry ids through JSON; PostgreSQL will not compare ``integer = varchar``."""
     warehouse = Warehouse(_pg_engine(pg_schema), SourceConfig())
     try:
-        warehouse.upgrade_schema()
         warehouse.write([scored(1, accuracy=5), scored(2)], [])
         got = warehouse.rationales(["1", "3"], rubric_name="helpfulness", rubric_version=VERSION)
         names = HELPFULNESS.criterion_names
