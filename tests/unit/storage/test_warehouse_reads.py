@@ -256,6 +256,30 @@ def test_a_source_query_refused_by_an_error_without_a_driver_error_quotes_sqlalc
         engine.dispose()
 
 
+def test_a_source_query_refused_by_a_driver_error_without_a_message_quotes_sqlalchemy_s_message(
+    warehouse: Warehouse,
+) -> None:
+    """A driver exception with an empty message still gives the ConfigError naming the columns (it
+    raised IndexError before), with SQLAlchemy's own message as the reason."""
+    engine = create_engine(_url(warehouse.engine))
+    raised = DBAPIError("SELECT ...", None, Exception(""))
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def refuse(*_args: Any) -> None:
+        raise raised
+
+    config = SourceConfig(query="SELECT 1", context_column=None, segment_columns=())
+    try:
+        with pytest.raises(ConfigError) as caught:
+            Warehouse(engine, config)
+        assert str(caught.value) == (
+            "source.query: the query does not give the columns ['id', 'created_at', 'question', 'response'] "
+            f"({_url(engine)}): {raised}"
+        )
+    finally:
+        engine.dispose()
+
+
 # --- PostgreSQL: the session's time zone, ids arriving as text, and no password in the messages ---
 
 
