@@ -669,3 +669,104 @@ def test_usage_without_counts_is_zero_tokens() -> None:
     assert usage_of(SimpleNamespace(usage=SimpleNamespace(input_tokens=None, output_tokens=None))) == Usage()
     full = SimpleNamespace(input_tokens=1, output_tokens=2, cache_creation_input_tokens=3, cache_read_input_tokens=4)
     assert usage_of(SimpleNamespace(usage=full)) == Usage(1, 2, 3, 4)
+
+
+class DictCache:
+    """The test's VerdictCache: a dict, so a second run of the same scorer finds the first's verdicts."""
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, Any] = {}
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        return {key: self.verdicts[key] for key in keys if key in self.verdicts}
+
+    def put_many(self, items: Any) -> None:
+        self.verdicts.update(items)
+
+    def describe(self) -> str:
+        return "dict"
+
+    def close(self) -> None:
+        pass
+
+
+class NoiseCollectingSink(CollectingSink):
+    """A CollectingSink that also takes the noise sample's rows, and remembers the order of the writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noise: list[Any] = []
+        self.order: list[str] = []
+
+    def write(self, scores: Sequence[ScoreRecord], errors: Sequence[ErrorRecord]) -> None:
+        self.order.append("scores")
+        super().write(scores, errors)
+
+    def write_noise(self, records: Sequence[Any]) -> None:
+        self.order.append("noise")
+        self.noise.extend(records)
+
+
+def test_the_noise_sample_is_judged_again_past_the_cache_and_its_cost_counted() -> None:
+    """Each response whose id falls in the noise sample (cache hits too) is asked a second time; its
+    row pairs both verdicts, costs what the second ask used, and is written after the scores; the
+    second asks' usage and cost are in the run's totals. Without a noise sink nothing is asked twice."""
+    import datetime as dt
+
+    from judgeflow.config import NoiseConfig
+    from judgeflow.judging.noise import in_noise_sample
+
+    now = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    config = Settings(judge=JudgeConfig(concurrency=4, **FAST_BACKOFF), noise=NoiseConfig(rate=0.5))
+    cached, fresh = (
+        responses(12, tag="noise"),
+        [
+            ResponseItem(100 + item.response_id, item.question, item.context, item.response + " Fresh.")
+            for item in responses(12, tag="noise")
+        ],
+    )
+    cache = DictCache()
+
+    async def run(items: Sequence[ResponseItem], noise_sink: NoiseCollectingSink | None) -> BatchTotals:
+        async with client_for(server) as client:
+            scorer = BatchScorer(
+                client=client,
+                rubric=RUBRIC,
+                settings=config,
+                cache=cache,
+                sink=noise_sink or CollectingSink(),
+                dag_run_id=RUN_ID,
+                noise_sink=noise_sink,
+                now=lambda: now,
+            )
+            return await scorer.run(chunked(items, 5))
+
+    sink = NoiseCollectingSink()
+    with emulator() as server:
+        without = asyncio.run(run(cached, None))
+        assert server.stats()["requests_total"] == 12, "no noise sink: nothing asked twice"
+        assert (without.noise_asks, without.noise_cost_usd) == (0, 0.0)
+        server.reset()
+        totals = asyncio.run(run(cached + fresh, sink))
+        stats = server.stats()
+
+    items = {item.response_id: item for item in cached + fresh}
+    sampled = sorted(i for i in items if in_noise_sample("helpfulness", i, 0.5))
+    assert 0 < len([i for i in sampled if i < 100]) < 12 and 0 < len([i for i in sampled if i >= 100]) < 12
+    assert sorted(r.response_id for r in sink.noise) == sampled
+    for record in sink.noise:
+        scores = expected_scores(items[record.response_id])
+        assert (record.first, record.second, record.error) == (scores, scores, None)
+        assert (record.rubric_name, record.rubric_version) == ("helpfulness", RUBRIC.version_key)
+        assert (record.dag_run_id, record.recorded_at) == (RUN_ID, now)
+        assert record.cost_usd > 0
+    assert sink.order == ["scores", "noise"]
+    assert len(sink.scores) == 24 and sink.errors == []
+    assert stats["requests_total"] == 12 + len(sampled), "the fresh ones once, the sample once more"
+    assert totals.noise_asks == len(sampled)
+    noise_cost = sum(r.cost_usd for r in sink.noise)
+    assert totals.noise_cost_usd == pytest.approx(noise_cost, abs=1e-12)
+    assert totals.cost_usd == pytest.approx(sum(r.cost_usd for r in sink.scores) + noise_cost, abs=1e-12)
+    assert totals.usage.input_tokens == stats["input_tokens_total"]
+    assert totals.usage.output_tokens == stats["output_tokens_total"]
+    assert totals.calls.requests == stats["requests_total"]
