@@ -770,3 +770,95 @@ def test_the_noise_sample_is_judged_again_past_the_cache_and_its_cost_counted() 
     assert totals.usage.input_tokens == stats["input_tokens_total"]
     assert totals.usage.output_tokens == stats["output_tokens_total"]
     assert totals.calls.requests == stats["requests_total"]
+
+
+def _backoff(attempts: int) -> float:
+    """The wait the caller's ``random.Random(0)`` draws for its first back-off after ``attempts``."""
+    from judgeflow.judging.retry import backoff
+
+    return backoff(attempts, JudgeConfig(max_attempts=3, **FAST_BACKOFF), random.Random(0))
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts", "outcome", "counted", "throttled_s", "waits"),
+    [
+        pytest.param(
+            "RateLimited", 1, None, {"rate_limited": 1, "retries": 1}, 7.0, [], id="429-pauses-everyone-for-retry-after"
+        ),
+        pytest.param(
+            "RateLimited-no-header", 1, None, {"rate_limited": 1, "retries": 1}, _backoff(1), [], id="429-backoff"
+        ),
+        pytest.param(
+            "RateLimited",
+            12,
+            (ErrorKind.JUDGE_ERROR, "gave up after 12 attempts: HTTP 429"),
+            {"rate_limited": 1},
+            7.0,
+            [],
+            id="429-gives-up-after-4x-attempts",
+        ),
+        pytest.param(
+            "Overloaded", 1, None, {"transient_errors": 1, "retries": 1}, 2.0, [2.0], id="529-throttles-and-waits"
+        ),
+        pytest.param(
+            "TransientJudgeError",
+            1,
+            None,
+            {"transient_errors": 1, "retries": 1},
+            None,
+            [_backoff(1)],
+            id="500-backs-off",
+        ),
+        pytest.param(
+            "TransientJudgeError",
+            3,
+            (ErrorKind.JUDGE_ERROR, "gave up after 3 attempts: HTTP 500"),
+            {"transient_errors": 1},
+            None,
+            [],
+            id="500-gives-up",
+        ),
+        pytest.param("RejectedRequest", 1, (ErrorKind.JUDGE_ERROR, "HTTP 400"), {}, None, [], id="400-recorded"),
+        pytest.param("TerminalJudgeError", 1, (ErrorKind.TERMINAL, "HTTP 401"), {}, None, [], id="401-stops"),
+    ],
+)
+def test_each_kind_of_failure_is_counted_throttled_and_retried_as_the_policy_says(
+    error: str,
+    attempts: int,
+    outcome: tuple[ErrorKind, str] | None,
+    counted: dict[str, int],
+    throttled_s: float | None,
+    waits: list[float],
+) -> None:
+    """The caller's side of :data:`judgeflow.judging.retry.POLICY`, one failure at a time: what it
+    returns, which counters move, whether the task's concurrency halves and every call pauses (a 429's
+    ``retry-after`` is the pause), and how long this call waits before its next attempt."""
+    from judgeflow import errors
+    from judgeflow.judging.judge_call import CallStats
+
+    exc = {
+        "RateLimited": errors.RateLimited("HTTP 429", retry_after=7.0),
+        "RateLimited-no-header": errors.RateLimited("HTTP 429"),
+        "Overloaded": errors.Overloaded("HTTP 529", retry_after=2.0),
+        "TransientJudgeError": errors.TransientJudgeError("HTTP 500"),
+        "RejectedRequest": errors.RejectedRequest("HTTP 400"),
+        "TerminalJudgeError": errors.TerminalJudgeError("HTTP 401"),
+    }[error]
+    now = 1000.0
+    concurrency = AdaptiveConcurrency(ceiling=8, clock=lambda: now)
+    sleep = SleepLog()
+    caller = JudgeCaller(
+        None,
+        rubric=RUBRIC,
+        config=JudgeConfig(max_attempts=3, **FAST_BACKOFF),
+        concurrency=concurrency,
+        cost_of=lambda usage: 0.0,
+        rng=random.Random(0),
+        sleep=sleep,
+    )
+    assert asyncio.run(caller._after_failure(exc, attempts)) == outcome
+    assert caller.stats == CallStats(**counted, by_error={type(exc).__name__: 1})
+    assert concurrency.limit == (2.0 if error.startswith(("RateLimited", "Overloaded")) else 4.0)
+    assert concurrency._pause_until == (0.0 if throttled_s is None else pytest.approx(now + throttled_s))
+    assert sleep.waits == waits
+    assert caller.stop_reason == ("HTTP 401" if error == "TerminalJudgeError" else None)
