@@ -697,9 +697,11 @@ class NoiseCollectingSink(CollectingSink):
         super().__init__()
         self.noise: list[Any] = []
         self.order: list[str] = []
+        self.sizes: list[int] = []
 
     def write(self, scores: Sequence[ScoreRecord], errors: Sequence[ErrorRecord]) -> None:
         self.order.append("scores")
+        self.sizes.append(len(scores) + len(errors))
         super().write(scores, errors)
 
     def write_noise(self, records: Sequence[Any]) -> None:
@@ -770,6 +772,7 @@ def test_the_noise_sample_is_judged_again_past_the_cache_and_its_cost_counted() 
     assert totals.usage.input_tokens == stats["input_tokens_total"]
     assert totals.usage.output_tokens == stats["output_tokens_total"]
     assert totals.calls.requests == stats["requests_total"]
+    assert len(cache.verdicts) == 24, "the fresh verdicts were put in the cache"
 
 
 def _backoff(attempts: int) -> float:
@@ -862,3 +865,74 @@ def test_each_kind_of_failure_is_counted_throttled_and_retried_as_the_policy_say
     assert concurrency._pause_until == (0.0 if throttled_s is None else pytest.approx(now + throttled_s))
     assert sleep.waits == waits
     assert caller.stop_reason == ("HTTP 401" if error == "TerminalJudgeError" else None)
+
+
+def test_results_are_written_every_200_and_progress_is_logged_every_500(caplog: pytest.LogCaptureFixture) -> None:
+    """A task hands its records to the sink in chunks of :data:`FLUSH_EVERY` (a killed task loses at
+    most one chunk) and logs its progress each time it passes a multiple of :data:`PROGRESS_EVERY`,
+    and at the end. Served from the cache (and one NULL response in a hundred), so no request is sent:
+    the scorer has no client."""
+    from judgeflow.judging.outcomes import response_key
+    from judgeflow.records import CriterionScore, Verdict
+
+    items = [ResponseItem(i, "q", None, None if i % 100 == 99 else f"answer {i}") for i in range(1250)]
+    verdict = Verdict({name: CriterionScore(3, "fine") for name in NAMES}, 3.0)
+    cache = DictCache()
+    cache.verdicts = {response_key(RUBRIC, item): verdict for item in items if item.response}  # type: ignore[misc]
+    sink = NoiseCollectingSink()
+    scorer = BatchScorer(
+        client=None, rubric=RUBRIC, settings=settings(), cache=cache, sink=sink, dag_run_id=RUN_ID, noise_sink=sink
+    )
+    with caplog.at_level("INFO", logger="judgeflow.judging.runner"):
+        totals = asyncio.run(scorer.run(chunked(items, 100)))
+    assert sink.sizes == [200, 200, 200, 200, 200, 200, 50]
+    assert sink.order == ["scores"] * 7, "no noise sample: no noise writes"
+    assert [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.runner"] == [
+        "progress: 600 responses done of 600 read so far (594 scored, 594 from cache, 6 errors), $0.0000",
+        "progress: 1000 responses done of 1000 read so far (990 scored, 990 from cache, 10 errors), $0.0000",
+        "progress: 1250 responses done of 1250 read so far (1238 scored, 1238 from cache, 12 errors), $0.0000",
+    ]
+    assert (totals.items, totals.scored, totals.from_cache, totals.errors) == (1250, 1238, 1238, 12)
+    assert sink.ids() == Counter(range(1250))
+    assert all(r.cache_hit and r.usage == Usage() and r.cost_usd == 0.0 and r.overall == 3.0 for r in sink.scores)
+    assert sorted(e.response_id for e in sink.errors) == list(range(99, 1250, 100))
+    assert {(e.kind, e.reason, e.attempts) for e in sink.errors} == {
+        (ErrorKind.INVALID_INPUT, "response is NULL or empty", 0)
+    }
+    assert (totals.calls.requests, totals.cost_usd, totals.stopped) == (0, 0.0, None)
+
+
+def test_the_in_run_dedupe_forgets_the_oldest_finished_inputs_past_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dedupe keeps the newest :data:`DEDUPE_WINDOW` inputs; past it the oldest is forgotten once
+    its judging has finished (one still in flight is kept: its copies are waiting on it)."""
+    from judgeflow.judging import runner
+
+    monkeypatch.setattr(runner, "DEDUPE_WINDOW", 3)
+    scorer = BatchScorer(
+        client=None,
+        rubric=RUBRIC,
+        settings=settings(),
+        cache=NullVerdictCache(),
+        sink=CollectingSink(),
+        dag_run_id=RUN_ID,
+    )
+    loop = asyncio.new_event_loop()
+    try:
+        pending: asyncio.Future[Any] = loop.create_future()
+        done: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(5)]
+        for future in done:
+            future.set_result(None)
+        scorer._remember("a", done[0])
+        scorer._remember("b", done[1])
+        scorer._remember("c", done[2])
+        assert list(scorer._in_flight) == ["a", "b", "c"]
+        scorer._remember("d", done[3])
+        assert list(scorer._in_flight) == ["b", "c", "d"]
+        assert scorer._in_flight["d"] is done[3]
+        scorer._in_flight.clear()
+        scorer._remember("p", pending)
+        for key, future in zip("efg", done, strict=False):
+            scorer._remember(key, future)
+        assert list(scorer._in_flight) == ["p", "e", "f", "g"], "the oldest is still being judged"
+    finally:
+        loop.close()
