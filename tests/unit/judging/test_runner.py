@@ -878,7 +878,7 @@ def test_results_are_written_every_200_and_progress_is_logged_every_500(caplog: 
     items = [ResponseItem(i, "q", None, None if i % 100 == 99 else f"answer {i}") for i in range(1250)]
     verdict = Verdict({name: CriterionScore(3, "fine") for name in NAMES}, 3.0)
     cache = DictCache()
-    cache.verdicts = {response_key(RUBRIC, item): verdict for item in items if item.response}  # type: ignore[misc]
+    cache.verdicts = {response_key(RUBRIC, item): verdict for item in items if item.response}
     sink = NoiseCollectingSink()
     scorer = BatchScorer(
         client=None, rubric=RUBRIC, settings=settings(), cache=cache, sink=sink, dag_run_id=RUN_ID, noise_sink=sink
@@ -936,3 +936,24 @@ def test_the_in_run_dedupe_forgets_the_oldest_finished_inputs_past_its_window(mo
         assert list(scorer._in_flight) == ["p", "e", "f", "g"], "the oldest is still being judged"
     finally:
         loop.close()
+
+
+def test_usage_splits_the_cache_writes_that_live_an_hour() -> None:
+    """``usage.cache_creation.ephemeral_1h_input_tokens`` (when the API gives it) is carried as
+    ``cache_write_1h_tokens``: a 1-hour cache write is priced higher than a 5-minute one."""
+    from types import SimpleNamespace
+
+    from judgeflow.judging.judge_call import usage_of
+
+    def reply(split: Any) -> Any:
+        usage = SimpleNamespace(
+            input_tokens=1, output_tokens=2, cache_creation_input_tokens=30, cache_read_input_tokens=4
+        )
+        if split is not None:
+            usage.cache_creation = split
+        return SimpleNamespace(usage=usage)
+
+    one_hour = SimpleNamespace(ephemeral_1h_input_tokens=20, ephemeral_5m_input_tokens=10)
+    assert usage_of(reply(one_hour)) == Usage(1, 2, 30, 4, cache_write_1h_tokens=20)
+    assert usage_of(reply(None)) == Usage(1, 2, 30, 4, cache_write_1h_tokens=0)
+    assert usage_of(reply(SimpleNamespace(ephemeral_1h_input_tokens=None))) == Usage(1, 2, 30, 4)
