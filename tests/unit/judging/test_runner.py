@@ -17,6 +17,7 @@ import anthropic
 import pytest
 
 from judgeflow.config import JudgeConfig, Settings
+from judgeflow.judging.budget import CostEstimator
 from judgeflow.judging.concurrency import AdaptiveConcurrency
 from judgeflow.judging.judge_call import Failed, JudgeCaller, Judged
 from judgeflow.judging.pricing import cost_usd
@@ -957,3 +958,129 @@ def test_usage_splits_the_cache_writes_that_live_an_hour() -> None:
     assert usage_of(reply(one_hour)) == Usage(1, 2, 30, 4, cache_write_1h_tokens=20)
     assert usage_of(reply(None)) == Usage(1, 2, 30, 4, cache_write_1h_tokens=0)
     assert usage_of(reply(SimpleNamespace(ephemeral_1h_input_tokens=None))) == Usage(1, 2, 30, 4)
+
+
+class ScriptedLedger:
+    """A BudgetLedger that records each reservation and settlement and answers reservations from a
+    script; ``then`` runs at a reservation, as another call of the task may while this one awaits it."""
+
+    def __init__(self, answers: Sequence[bool], then: Any = None) -> None:
+        self.answers = list(answers)
+        self.then = then
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def reserve(self, amount: float) -> bool:
+        self.calls.append(("reserve", amount))
+        answer = self.answers.pop(0)
+        if self.then is not None and not self.answers:
+            self.then()
+        return answer
+
+    async def settle(self, reserved: float, actual: float) -> None:
+        self.calls.append(("settle", reserved, actual))
+
+    def describe(self) -> str:
+        return "scripted"
+
+    async def aclose(self) -> None:
+        pass
+
+
+class RecordingLimiter:
+    """A RateLimiter that lets everything through and records the input tokens each request took."""
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+
+    async def acquire(self, *, tokens: int) -> None:
+        self.tokens.append(tokens)
+
+    def describe(self) -> str:
+        return "recording"
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("end", ["budget-refused", "stopped-meanwhile"])
+def test_a_paid_malformed_reply_is_carried_into_the_failure_that_ends_the_call(end: str) -> None:
+    """A malformed verdict is billed; when the second ask is then refused by the budget, or the run is
+    stopped by another call while this one reserves, the failure carries what was already paid.
+    Each attempt reserves the request's estimate and gives it back, and the bill is settled; the rate
+    limiter is charged the request's input tokens as the model's tokenizer counts them."""
+    from judgeflow.config import BudgetConfig
+    from judgeflow.judging.budget import CostEstimator
+
+    price = Settings().price_for("claude-haiku-5-5")  # a tokenizer_factor of 1.3
+    estimator = CostEstimator(price, BudgetConfig())
+    request = judge_request()
+    estimate = estimator.estimate(request.params)
+    limiter = RecordingLimiter()
+    holder: list[JudgeCaller] = []
+    if end == "budget-refused":
+        ledger = ScriptedLedger([True, False])
+    else:
+        ledger = ScriptedLedger([True, True], then=lambda: holder[0].stop("HTTP 401 (another call)"))
+
+    async def judge_once(server: EmulatorServer) -> Judged | Failed:
+        async with client_for(server) as client:
+            caller = JudgeCaller(
+                client,
+                rubric=RUBRIC,
+                config=JudgeConfig(verdict_attempts=2, **FAST_BACKOFF),
+                concurrency=AdaptiveConcurrency(ceiling=4),
+                cost_of=lambda usage: cost_usd(usage, price),
+                limiter=limiter,
+                budget=ledger,
+                estimator=estimator,
+            )
+            holder.append(caller)
+            return await caller.judge(request)
+
+    with emulator(rate_malformed=1.0) as server:
+        outcome = asyncio.run(judge_once(server))
+        stats = server.stats()
+    assert stats["requests_total"] == 1
+    paid = Usage(
+        stats["input_tokens_total"],
+        stats["output_tokens_total"],
+        stats["cache_creation_tokens_total"],
+        stats["cache_read_tokens_total"],
+    )
+    assert paid.output_tokens > 0
+    if end == "budget-refused":
+        assert outcome == Failed(ErrorKind.BUDGET_EXHAUSTED, "budget cap reached; left for the next run", 2, paid)
+    else:
+        assert outcome == Failed(ErrorKind.TERMINAL, "run stopped: HTTP 401 (another call)", 2, paid)
+    second_estimate = estimator.estimate(request.params)  # the estimator has seen one reply
+    calls = [("reserve", estimate), ("settle", estimate, 0.0), ("settle", 0.0, cost_usd(paid, price))]
+    calls.append(("reserve", second_estimate))
+    if end == "stopped-meanwhile":
+        calls.append(("settle", second_estimate, 0.0))
+    assert ledger.calls == calls
+    assert limiter.tokens == [CostEstimator.input_tokens(request.params, tokenizer_factor=1.3)]
+    assert limiter.tokens[0] > CostEstimator.input_tokens(request.params)
+
+
+def test_without_an_estimator_a_call_reserves_nothing_and_counts_tokens_as_haiku_4_5() -> None:
+    ledger = ScriptedLedger([True])
+    limiter = RecordingLimiter()
+
+    async def judge_once(server: EmulatorServer) -> Judged | Failed:
+        async with client_for(server) as client:
+            caller = JudgeCaller(
+                client,
+                rubric=RUBRIC,
+                config=JudgeConfig(**FAST_BACKOFF),
+                concurrency=AdaptiveConcurrency(ceiling=4),
+                cost_of=lambda usage: cost_usd(usage, PRICE),
+                limiter=limiter,
+                budget=ledger,
+            )
+            return await caller.judge(judge_request())
+
+    with emulator() as server:
+        outcome = asyncio.run(judge_once(server))
+    assert isinstance(outcome, Judged)
+    assert ledger.calls == [("reserve", 0.0), ("settle", 0.0, 0.0), ("settle", 0.0, cost_usd(outcome.usage, PRICE))]
+    assert limiter.tokens == [CostEstimator.input_tokens(judge_request().params)]
