@@ -958,6 +958,7 @@ def test_usage_splits_the_cache_writes_that_live_an_hour() -> None:
     assert usage_of(reply(one_hour)) == Usage(1, 2, 30, 4, cache_write_1h_tokens=20)
     assert usage_of(reply(None)) == Usage(1, 2, 30, 4, cache_write_1h_tokens=0)
     assert usage_of(reply(SimpleNamespace(ephemeral_1h_input_tokens=None))) == Usage(1, 2, 30, 4)
+    assert usage_of(reply(SimpleNamespace(ephemeral_5m_input_tokens=30))) == Usage(1, 2, 30, 4)
 
 
 class ScriptedLedger:
