@@ -1085,3 +1085,44 @@ def test_without_an_estimator_a_call_reserves_nothing_and_counts_tokens_as_haiku
     assert isinstance(outcome, Judged)
     assert ledger.calls == [("reserve", 0.0), ("settle", 0.0, 0.0), ("settle", 0.0, cost_usd(outcome.usage, PRICE))]
     assert limiter.tokens == [CostEstimator.input_tokens(judge_request().params)]
+
+
+def test_a_task_holds_at_most_four_times_its_concurrency_and_uses_the_run_s_limiter_and_budget() -> None:
+    """At most ``4 x concurrency`` responses are admitted and unfinished at a time (the task's memory
+    does not grow with the batch); the requests are sent through the run's rate limiter and each
+    reserves its estimate in the run's budget, whose settled bills add up to the task's cost."""
+    config = settings(concurrency=2)
+    limiter = RecordingLimiter()
+    ledger = ScriptedLedger([True] * 16)
+    items = responses(16, tag="admission")
+    waiting: list[int] = []
+
+    async def run(server: EmulatorServer) -> BatchTotals:
+        async with client_for(server) as client:
+            scorer = BatchScorer(
+                client=client,
+                rubric=RUBRIC,
+                settings=config,
+                cache=NullVerdictCache(),
+                sink=CollectingSink(),
+                dag_run_id=RUN_ID,
+                limiter=limiter,
+                budget=ledger,
+            )
+
+            def one_at_a_time() -> Iterator[Sequence[ResponseItem]]:
+                for item in items:
+                    waiting.append(scorer.totals.items - scorer.totals.scored - scorer.totals.errors)
+                    yield [item]
+
+            return await scorer.run(one_at_a_time())
+
+    with emulator(latency_median_s=0.05) as server:
+        totals = asyncio.run(run(server))
+    assert max(waiting) == 8
+    assert totals.max_in_flight == 2
+    assert totals.scored == 16
+    assert len(limiter.tokens) == 16 and all(tokens > 0 for tokens in limiter.tokens)
+    reservations = [call[1] for call in ledger.calls if call[0] == "reserve"]
+    assert len(reservations) == 16 and all(amount > 0 for amount in reservations)
+    assert sum(call[2] for call in ledger.calls if call[0] == "settle") == pytest.approx(totals.cost_usd, abs=1e-12)
