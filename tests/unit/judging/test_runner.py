@@ -315,6 +315,10 @@ def test_repeated_inputs_with_a_failing_judge_end_in_exactly_one_error_each(knob
     kinds = {e.kind for e in sink.errors}
     assert kinds <= {ErrorKind.JUDGE_ERROR, ErrorKind.MALFORMED_VERDICT} and len(kinds) == 1
     assert stats["requests_total"] == 5 * 2, "each distinct input tried twice; its copies wait for it"
+    assert (totals.usage.input_tokens, totals.usage.output_tokens) == (
+        stats["input_tokens_total"],
+        stats["output_tokens_total"],
+    ), "what the failed asks were billed counts once, not once per copy"
 
 
 def test_second_run_with_the_embedded_cache_sends_no_request(tmp_path: Path) -> None:
@@ -1126,3 +1130,15 @@ def test_a_task_holds_at_most_four_times_its_concurrency_and_uses_the_run_s_limi
     reservations = [call[1] for call in ledger.calls if call[0] == "reserve"]
     assert len(reservations) == 16 and all(amount > 0 for amount in reservations)
     assert sum(call[2] for call in ledger.calls if call[0] == "settle") == pytest.approx(totals.cost_usd, abs=1e-12)
+
+
+def test_the_judge_cache_ttl_setting_reaches_every_request() -> None:
+    """``judge.cache_ttl: 1h`` marks the cached prefix for an hour: the API bills those writes as
+    1-hour writes (priced higher), which the task's usage carries."""
+    items = responses(3, tag="ttl")
+    with emulator(min_cacheable_tokens={"claude-haiku-4-5": 100}) as server:
+        one_hour, _ = score(server, items, config=settings(concurrency=1, cache_ttl="1h"))
+        server.reset()
+        five_minutes, _ = score(server, items, config=settings(concurrency=1))
+    assert one_hour.usage.cache_write_1h_tokens == one_hour.usage.cache_write_tokens > 0
+    assert five_minutes.usage.cache_write_1h_tokens == 0 < five_minutes.usage.cache_write_tokens
