@@ -875,12 +875,13 @@ def test_each_kind_of_failure_is_counted_throttled_and_retried_as_the_policy_say
 def test_results_are_written_every_200_and_progress_is_logged_every_500(caplog: pytest.LogCaptureFixture) -> None:
     """A task hands its records to the sink in chunks of :data:`FLUSH_EVERY` (a killed task loses at
     most one chunk) and logs its progress each time it passes a multiple of :data:`PROGRESS_EVERY`,
-    and at the end. Served from the cache (and one NULL response in a hundred), so no request is sent:
-    the scorer has no client."""
+    and at the end. Served from the cache (and NULL responses: one in a hundred, and 500 to 559, so
+    the chunk that passes 500 is mostly errors), so no request is sent: the scorer has no client."""
     from judgeflow.judging.outcomes import response_key
     from judgeflow.records import CriterionScore, Verdict
 
-    items = [ResponseItem(i, "q", None, None if i % 100 == 99 else f"answer {i}") for i in range(1250)]
+    null = set(range(99, 1250, 100)) | set(range(500, 560))
+    items = [ResponseItem(i, "q", None, None if i in null else f"answer {i}") for i in range(1250)]
     verdict = Verdict({name: CriterionScore(3, "fine") for name in NAMES}, 3.0)
     cache = DictCache()
     cache.verdicts = {response_key(RUBRIC, item): verdict for item in items if item.response}
@@ -893,14 +894,14 @@ def test_results_are_written_every_200_and_progress_is_logged_every_500(caplog: 
     assert sink.sizes == [200, 200, 200, 200, 200, 200, 50]
     assert sink.order == ["scores"] * 7, "no noise sample: no noise writes"
     assert [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.runner"] == [
-        "progress: 600 responses done of 600 read so far (594 scored, 594 from cache, 6 errors), $0.0000",
-        "progress: 1000 responses done of 1000 read so far (990 scored, 990 from cache, 10 errors), $0.0000",
-        "progress: 1250 responses done of 1250 read so far (1238 scored, 1238 from cache, 12 errors), $0.0000",
+        "progress: 600 responses done of 600 read so far (534 scored, 534 from cache, 66 errors), $0.0000",
+        "progress: 1000 responses done of 1000 read so far (930 scored, 930 from cache, 70 errors), $0.0000",
+        "progress: 1250 responses done of 1250 read so far (1178 scored, 1178 from cache, 72 errors), $0.0000",
     ]
-    assert (totals.items, totals.scored, totals.from_cache, totals.errors) == (1250, 1238, 1238, 12)
+    assert (totals.items, totals.scored, totals.from_cache, totals.errors) == (1250, 1178, 1178, 72)
     assert sink.ids() == Counter(range(1250))
     assert all(r.cache_hit and r.usage == Usage() and r.cost_usd == 0.0 and r.overall == 3.0 for r in sink.scores)
-    assert sorted(e.response_id for e in sink.errors) == list(range(99, 1250, 100))
+    assert sorted(e.response_id for e in sink.errors) == sorted(null)
     assert {(e.kind, e.reason, e.attempts) for e in sink.errors} == {
         (ErrorKind.INVALID_INPUT, "response is NULL or empty", 0)
     }
