@@ -900,7 +900,9 @@ def test_results_are_written_every_200_and_progress_is_logged_every_500(caplog: 
     ]
     assert (totals.items, totals.scored, totals.from_cache, totals.errors) == (1250, 1178, 1178, 72)
     assert sink.ids() == Counter(range(1250))
-    assert all(r.cache_hit and r.usage == Usage() and r.cost_usd == 0.0 and r.overall == 3.0 for r in sink.scores)
+    assert {(r.cache_hit, r.usage, r.cost_usd, r.latency_ms, r.overall) for r in sink.scores} == {
+        (True, Usage(), 0.0, 0, 3.0)
+    }
     assert sorted(e.response_id for e in sink.errors) == sorted(null)
     assert {(e.kind, e.reason, e.attempts) for e in sink.errors} == {
         (ErrorKind.INVALID_INPUT, "response is NULL or empty", 0)
