@@ -1145,3 +1145,40 @@ def test_the_judge_cache_ttl_setting_reaches_every_request() -> None:
         five_minutes, _ = score(server, items, config=settings(concurrency=1))
     assert one_hour.usage.cache_write_1h_tokens == one_hour.usage.cache_write_tokens > 0
     assert five_minutes.usage.cache_write_1h_tokens == 0 < five_minutes.usage.cache_write_tokens
+
+
+def test_noise_rows_that_finish_after_the_last_scores_are_written_at_the_end() -> None:
+    """The second asks of cache hits run in the background: the chunk's scores are written first,
+    and the noise rows that finish afterwards are written by the last flush, with no score left."""
+    from judgeflow.config import NoiseConfig
+    from judgeflow.judging.noise import in_noise_sample
+    from judgeflow.judging.outcomes import response_key
+    from judgeflow.records import CriterionScore, Verdict
+
+    items = responses(200, tag="late-noise")
+    cache = DictCache()
+    verdict = Verdict({name: CriterionScore(3, "fine") for name in NAMES}, 3.0)
+    cache.verdicts = {response_key(RUBRIC, item): verdict for item in items}
+    config = Settings(judge=JudgeConfig(concurrency=4, **FAST_BACKOFF), noise=NoiseConfig(rate=0.05))
+    sink = NoiseCollectingSink()
+
+    async def run(server: EmulatorServer) -> BatchTotals:
+        async with client_for(server) as client:
+            scorer = BatchScorer(
+                client=client,
+                rubric=RUBRIC,
+                settings=config,
+                cache=cache,
+                sink=sink,
+                dag_run_id=RUN_ID,
+                noise_sink=sink,
+            )
+            return await scorer.run(chunked(items, 200))
+
+    with emulator() as server:
+        totals = asyncio.run(run(server))
+    sampled = [i for i in range(200) if in_noise_sample("helpfulness", i, 0.05)]
+    assert len(sampled) > 0
+    assert (sink.order[0], sink.sizes[0], sink.order[-1]) == ("scores", 200, "noise")
+    assert sorted(r.response_id for r in sink.noise) == sampled
+    assert totals.noise_asks == len(sampled)
