@@ -1182,3 +1182,60 @@ def test_noise_rows_that_finish_after_the_last_scores_are_written_at_the_end() -
     assert (sink.order[0], sink.sizes[0], sink.order[-1]) == ("scores", 200, "noise")
     assert sorted(r.response_id for r in sink.noise) == sampled
     assert totals.noise_asks == len(sampled)
+
+
+def test_latency_is_the_request_s_wall_time_in_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From just before the request is sent to just after its reply is read (the caller's clock,
+    scripted here: one second apart)."""
+    from types import SimpleNamespace
+
+    from judgeflow.judging import judge_call
+
+    readings = iter([100.0, 101.0])
+    monkeypatch.setattr(judge_call, "time", SimpleNamespace(monotonic=lambda: next(readings)))
+    with emulator() as server:
+        (outcome,), _, _ = judge_all(server, [judge_request()], JudgeConfig(**FAST_BACKOFF))
+    assert isinstance(outcome, Judged) and outcome.latency_ms == 1000
+
+
+def test_the_cache_watch_sees_every_reply_of_a_prefix_marked_cacheable(caplog: pytest.LogCaptureFixture) -> None:
+    """A prefix below the model's cache minimum is never cached: after three such replies the task
+    log says so. Replies to requests that mark nothing cacheable say nothing about the minimum."""
+    from judgeflow.judging.prompt_cache import UNCACHED_REPLIES_BEFORE_WARNING
+
+    marked = [judge_request(f"answer {n}") for n in range(UNCACHED_REPLIES_BEFORE_WARNING)]
+    unmarked = [
+        JudgeRequest(
+            params={
+                **request.params,
+                "system": [{k: v for k, v in b.items() if k != "cache_control"} for b in request.params["system"]],
+                "tools": [{k: v for k, v in b.items() if k != "cache_control"} for b in request.params["tools"]],
+            },
+            truncated=False,
+        )
+        for request in marked
+    ]
+    below_minimum = {"claude-haiku-4-5": 100_000}
+    with (
+        emulator(min_cacheable_tokens=below_minimum) as server,
+        caplog.at_level("WARNING", logger="judgeflow.judging.prompt_cache"),
+    ):
+        _, marked_caller, _ = judge_all(server, marked, JudgeConfig(**FAST_BACKOFF))
+        _, unmarked_caller, _ = judge_all(server, unmarked, JudgeConfig(**FAST_BACKOFF))
+    assert (marked_caller.cache_watch.uncached_in_a_row, marked_caller.cache_watch.warned) == (3, True)
+    assert (unmarked_caller.cache_watch.uncached_in_a_row, unmarked_caller.cache_watch.warned) == (0, False)
+    assert len([r for r in caplog.records if r.name == "judgeflow.judging.prompt_cache"]) == 1
+
+
+def test_a_malformed_verdict_is_logged_and_counted_as_a_retry(caplog: pytest.LogCaptureFixture) -> None:
+    config = JudgeConfig(verdict_attempts=3, **FAST_BACKOFF)
+    with emulator(rate_malformed=1.0) as server, caplog.at_level("DEBUG", logger="judgeflow.judging.judge_call"):
+        (outcome,), caller, sleep = judge_all(server, [judge_request()], config)
+    assert isinstance(outcome, Failed) and outcome.kind is ErrorKind.MALFORMED_VERDICT and outcome.attempts == 3
+    assert (caller.stats.requests, caller.stats.malformed_verdicts, caller.stats.retries) == (3, 3, 2)
+    assert sleep.waits == [], "a malformed verdict is asked again at once"
+    messages = [r.getMessage() for r in caplog.records if r.name == "judgeflow.judging.judge_call"]
+    assert len(messages) == 2
+    for message in messages:
+        assert message.startswith("malformed verdict (") and message.endswith("); asking again")
+        assert "completeness" in message
