@@ -714,7 +714,9 @@ class NoiseCollectingSink(CollectingSink):
         self.noise.extend(records)
 
 
-def test_the_noise_sample_is_judged_again_past_the_cache_and_its_cost_counted() -> None:
+def test_the_noise_sample_is_judged_again_past_the_cache_and_its_cost_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Each response whose id falls in the noise sample (cache hits too) is asked a second time; its
     row pairs both verdicts, costs what the second ask used, and is written after the scores; the
     second asks' usage and cost are in the run's totals. Without a noise sink nothing is asked twice."""
@@ -749,7 +751,7 @@ def test_the_noise_sample_is_judged_again_past_the_cache_and_its_cost_counted() 
             return await scorer.run(chunked(items, 5))
 
     sink = NoiseCollectingSink()
-    with emulator() as server:
+    with emulator() as server, caplog.at_level("ERROR", logger="asyncio"):
         without = asyncio.run(run(cached, None))
         assert server.stats()["requests_total"] == 12, "no noise sink: nothing asked twice"
         assert (without.noise_asks, without.noise_cost_usd) == (0, 0.0)
@@ -761,6 +763,7 @@ def test_the_noise_sample_is_judged_again_past_the_cache_and_its_cost_counted() 
     sampled = sorted(i for i in items if in_noise_sample("helpfulness", i, 0.5))
     assert 0 < len([i for i in sampled if i < 100]) < 12 and 0 < len([i for i in sampled if i >= 100]) < 12
     assert sorted(r.response_id for r in sink.noise) == sampled
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     for record in sink.noise:
         scores = expected_scores(items[record.response_id])
         assert (record.first, record.second, record.error) == (scores, scores, None)
@@ -1094,10 +1097,13 @@ def test_without_an_estimator_a_call_reserves_nothing_and_counts_tokens_as_haiku
     assert limiter.tokens == [CostEstimator.input_tokens(judge_request().params)]
 
 
-def test_a_task_holds_at_most_four_times_its_concurrency_and_uses_the_run_s_limiter_and_budget() -> None:
+def test_a_task_holds_at_most_four_times_its_concurrency_and_uses_the_run_s_limiter_and_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """At most ``4 x concurrency`` responses are admitted and unfinished at a time (the task's memory
-    does not grow with the batch); the requests are sent through the run's rate limiter and each
-    reserves its estimate in the run's budget, whose settled bills add up to the task's cost."""
+    does not grow with the batch: a finished one is let go, with no error from the event loop); the
+    requests are sent through the run's rate limiter and each reserves its estimate in the run's
+    budget, whose settled bills add up to the task's cost."""
     config = settings(concurrency=2)
     limiter = RecordingLimiter()
     ledger = ScriptedLedger([True] * 16)
@@ -1124,8 +1130,9 @@ def test_a_task_holds_at_most_four_times_its_concurrency_and_uses_the_run_s_limi
 
             return await scorer.run(one_at_a_time())
 
-    with emulator(latency_median_s=0.05) as server:
+    with emulator(latency_median_s=0.05) as server, caplog.at_level("ERROR", logger="asyncio"):
         totals = asyncio.run(run(server))
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     assert max(waiting) == 8
     assert totals.max_in_flight == 2
     assert totals.scored == 16
