@@ -1246,3 +1246,23 @@ def test_a_malformed_verdict_is_logged_and_counted_as_a_retry(caplog: pytest.Log
     for message in messages:
         assert message.startswith("malformed verdict (") and message.endswith("); asking again")
         assert "completeness" in message
+
+
+def test_a_paid_malformed_reply_is_carried_into_a_failure_after_it() -> None:
+    """The first reply is malformed (billed), the second ask fails with a 500 and the call gives up:
+    the failure carries what the malformed reply cost. (Seed 10 draws a malformed verdict, then a 500.)"""
+    config = JudgeConfig(max_attempts=1, verdict_attempts=2, **FAST_BACKOFF)
+    with emulator(rate_500=0.5, rate_malformed=0.5, seed=10) as server:
+        (outcome,), _, _ = judge_all(server, [judge_request()], config)
+        stats = server.stats()
+    assert (stats["requests_total"], stats["faults"]["malformed"], stats["faults"]["500"]) == (2, 1, 1)
+    paid = Usage(
+        stats["input_tokens_total"],
+        stats["output_tokens_total"],
+        stats["cache_creation_tokens_total"],
+        stats["cache_read_tokens_total"],
+    )
+    assert paid.output_tokens > 0
+    assert isinstance(outcome, Failed)
+    assert (outcome.kind, outcome.attempts, outcome.usage) == (ErrorKind.JUDGE_ERROR, 2, paid)
+    assert outcome.reason.startswith("gave up after 2 attempts: HTTP 500")
