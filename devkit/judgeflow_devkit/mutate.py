@@ -91,6 +91,9 @@ STATUS_BY_EXIT_CODE: dict[int | None, str] = {
 
 Anything else (a segfault, a signal) is "suspicious", as mutmut calls it."""
 
+TIMEOUT_MULTIPLIER = 5.0
+"""mutmut stops a mutant's tests after ``(their usual time + 1 s) x`` this, and counts a timeout."""
+
 EQUIVALENTS_DOC = PROJECT_ROOT / "docs" / "mutation.md"
 WORKDIR = PROJECT_ROOT / ".judgeflow" / "mutate"
 _EQUIVALENT_ROW = re.compile(r"^\|\s*`(?P<name>[\w.]+__mutmut_\d+)`\s*\|(?P<rest>.*)\|\s*$")
@@ -223,6 +226,9 @@ def prepare(workdir: Path, modules: list[str], *, again: bool = False) -> None:
         "also_copy": ["include/", "dags/"],
         "pytest_add_cli_args_test_selection": tests,
         "pytest_add_cli_args": ["-p", "no:cacheprovider", *(f"--deselect={test}" for test in DESELECTED)],
+        # A mutant that makes the code loop is stopped after 5x its tests' usual time (mutmut's default,
+        # 15x, held each looping runner mutant for minutes); still far above a busy machine's slowdown.
+        "timeout_multiplier": TIMEOUT_MULTIPLIER,
     }
     text = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
     text += "\n[tool.pytest.ini_options]\n"
