@@ -18,22 +18,20 @@ from judgeflow.quality.alerts import AlertContext, build_alert_blocks, decide_al
 from judgeflow.quality.regression import ComparisonStatus, MetricComparison, RegressionReport
 from judgeflow.tasks.notifiers import failure_notifier
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
+from tests.support.slack import drop_proxies, slack_oncall
 
 CONN_ID = "slack_oncall"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 START = dt.datetime(2025, 3, 8, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
+    drop_proxies(monkeypatch)
 
 
 @pytest.fixture
 def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackReceiver]:
-    with SlackReceiver() as receiver:
-        monkeypatch.setenv("AIRFLOW_CONN_SLACK_ONCALL", connection_json(receiver.url))
+    with slack_oncall(monkeypatch) as receiver:
         yield receiver
 
 

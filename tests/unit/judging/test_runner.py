@@ -1052,12 +1052,7 @@ def test_a_paid_malformed_reply_is_carried_into_the_failure_that_ends_the_call(e
         outcome = asyncio.run(judge_once(server))
         stats = server.stats()
     assert stats["requests_total"] == 1
-    paid = Usage(
-        stats["input_tokens_total"],
-        stats["output_tokens_total"],
-        stats["cache_creation_tokens_total"],
-        stats["cache_read_tokens_total"],
-    )
+    paid = billed(stats)
     assert paid.output_tokens > 0
     if end == "budget-refused":
         assert outcome == Failed(ErrorKind.BUDGET_EXHAUSTED, "budget cap reached; left for the next run", 2, paid)
@@ -1256,13 +1251,18 @@ def test_a_paid_malformed_reply_is_carried_into_a_failure_after_it() -> None:
         (outcome,), _, _ = judge_all(server, [judge_request()], config)
         stats = server.stats()
     assert (stats["requests_total"], stats["faults"]["malformed"], stats["faults"]["500"]) == (2, 1, 1)
-    paid = Usage(
+    paid = billed(stats)
+    assert paid.output_tokens > 0
+    assert isinstance(outcome, Failed)
+    assert (outcome.kind, outcome.attempts, outcome.usage) == (ErrorKind.JUDGE_ERROR, 2, paid)
+    assert outcome.reason.startswith("gave up after 2 attempts: HTTP 500")
+
+
+def billed(stats: dict[str, Any]) -> Usage:
+    """What the emulator billed, as the usage a failure carries."""
+    return Usage(
         stats["input_tokens_total"],
         stats["output_tokens_total"],
         stats["cache_creation_tokens_total"],
         stats["cache_read_tokens_total"],
     )
-    assert paid.output_tokens > 0
-    assert isinstance(outcome, Failed)
-    assert (outcome.kind, outcome.attempts, outcome.usage) == (ErrorKind.JUDGE_ERROR, 2, paid)
-    assert outcome.reason.startswith("gave up after 2 attempts: HTTP 500")

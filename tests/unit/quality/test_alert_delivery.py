@@ -17,23 +17,21 @@ import pytest
 
 from judgeflow.quality.alerts import send_alert
 from judgeflow_devkit.slack_receiver import SlackReceiver, connection_json
+from tests.support.slack import drop_proxies, slack_oncall
 
 CONN_ID = "slack_oncall"
 LOGGER = "judgeflow.quality.alerts"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 BLOCKS: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Why*\n• drop"}}]
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
+    drop_proxies(monkeypatch)
 
 
 @pytest.fixture
 def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackReceiver]:
-    with SlackReceiver() as receiver:
-        monkeypatch.setenv("AIRFLOW_CONN_SLACK_ONCALL", connection_json(receiver.url))
+    with slack_oncall(monkeypatch) as receiver:
         yield receiver
 
 

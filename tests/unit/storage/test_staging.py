@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from judgeflow.storage import warehouse as warehouse_module
 from judgeflow.storage.sampling import SampleRule, scratch_keys, unit_hash
 from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.sample_data import seed_warehouse
-from tests.conftest import POSTGRES_URL, require_tcp
 from tests.support import ROOT
+from tests.support.postgres import schema_engine, throwaway_schema
 from tests.unit.storage.test_warehouse import DAY, END, HELPFULNESS, T0, score
 
 CONCISION = load_rubric(ROOT / "include" / "rubrics", "concision")
@@ -385,19 +384,12 @@ def test_a_score_removes_only_its_own_rubric_s_error_and_keeps_4000_characters_o
 @pytest.fixture
 def postgres_engine() -> Iterator[Engine]:
     """A private schema on the local PostgreSQL (SQLite happens to return these rows in id order)."""
-    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
-    schema = f"jf_staging_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with throwaway_schema("jf_staging") as schema:
+        engine = schema_engine(schema)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.mark.postgres

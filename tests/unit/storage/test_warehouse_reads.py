@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -37,8 +36,8 @@ from judgeflow.rubric import load_rubric
 from judgeflow.storage.daily_scores import refresh_daily_scores
 from judgeflow.storage.warehouse import Warehouse
 from judgeflow_devkit.sample_data import generate_responses, seed_warehouse
-from tests.conftest import POSTGRES_URL, require_tcp
 from tests.support import ROOT
+from tests.support.postgres import throwaway_schema
 from tests.unit.storage.test_warehouse import (
     DAY,
     END,
@@ -232,37 +231,20 @@ def test_a_source_query_that_does_not_run_is_refused_with_the_database_s_first_l
     )
 
 
-def test_a_source_query_refused_by_an_error_without_a_driver_error_quotes_sqlalchemy_s_message(
-    warehouse: Warehouse,
+@pytest.mark.parametrize(
+    "raised",
+    [
+        pytest.param(DBAPIError("SELECT ...", None, None), id="no-driver-error"),  # type: ignore[arg-type]
+        pytest.param(DBAPIError("SELECT ...", None, Exception("")), id="a-driver-error-without-a-message"),
+    ],
+)
+def test_a_source_query_refused_without_the_driver_s_words_quotes_sqlalchemy_s_message(
+    warehouse: Warehouse, raised: DBAPIError
 ) -> None:
     """A ``DBAPIError`` may come without the driver's exception (``orig``), raised by an event or a
-    dialect: its own message is the reason then."""
+    dialect, or with a driver exception that has no message (that raised IndexError once): its own
+    message is the reason then, in the ConfigError naming the columns."""
     engine = create_engine(_url(warehouse.engine))
-    raised = DBAPIError("SELECT ...", None, None)  # type: ignore[arg-type]
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def refuse(*_args: Any) -> None:
-        raise raised
-
-    config = SourceConfig(query="SELECT 1", context_column=None, segment_columns=())
-    try:
-        with pytest.raises(ConfigError) as caught:
-            Warehouse(engine, config)
-        assert str(caught.value) == (
-            "source.query: the query does not give the columns ['id', 'created_at', 'question', 'response'] "
-            f"({_url(engine)}): {raised}"
-        )
-    finally:
-        engine.dispose()
-
-
-def test_a_source_query_refused_by_a_driver_error_without_a_message_quotes_sqlalchemy_s_message(
-    warehouse: Warehouse,
-) -> None:
-    """A driver exception with an empty message still gives the ConfigError naming the columns (it
-    raised IndexError before), with SQLAlchemy's own message as the reason."""
-    engine = create_engine(_url(warehouse.engine))
-    raised = DBAPIError("SELECT ...", None, Exception(""))
 
     @event.listens_for(engine, "before_cursor_execute")
     def refuse(*_args: Any) -> None:
@@ -286,21 +268,12 @@ def test_a_source_query_refused_by_a_driver_error_without_a_message_quotes_sqlal
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[str]:
     """A schema of the local PostgreSQL with judgeflow's tables and the sample source table (ids 1-4)."""
-    require_tcp("PostgreSQL", ("127.0.0.1", 5432))
-    name = f"jf_reads_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    try:
+    with throwaway_schema("jf_reads") as name:
         engine = _pg_engine(name)
         seed_warehouse(engine, generate_responses(count=4, end=END, seed=5))
         Warehouse(engine, SourceConfig()).upgrade_schema()
         engine.dispose()
         yield name
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-        admin.dispose()
 
 
 def _pg_engine(schema: str, *, timezone: str = "UTC", password: str = "") -> Engine:
