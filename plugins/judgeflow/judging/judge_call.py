@@ -117,6 +117,7 @@ class JudgeCaller:
             if not await self._budget.reserve(reserved):
                 self._refuse_for_budget()
                 continue
+            billed = 0.0  # a request that failed is not billed
             try:
                 async with self._concurrency.slot():
                     if self.stop_reason is not None:  # stopped while this call waited for a slot
@@ -130,20 +131,22 @@ class JudgeCaller:
                     raw = await self._client.messages.with_raw_response.create(**request.params)
                     message = await raw.parse()
                     self._follow_headers(raw.headers)
+                usage = usage_of(message)
+                billed = self._cost_of(usage)
             except Exception as exc:
                 outcome = await self._after_failure(exc, attempts)
                 if outcome is None:
                     continue
                 return Failed(outcome[0], outcome[1], attempts, spent)
             finally:
-                await self._budget.settle(reserved, 0.0)  # the reservation; the bill is settled below
+                # The reservation turns into the bill in one step: released first and billed after, the
+                # ledger would show neither for a moment, and other tasks could reserve past the cap.
+                await self._budget.settle(reserved, billed)
             latency_ms = int((time.monotonic() - started) * 1000)
             self._concurrency.on_success()
             self._successes += 1
             self._rejections_in_a_row = 0
-            usage = usage_of(message)
             self.cache_watch.observe(usage, cacheable=marks_cacheable(request.params))
-            await self._budget.settle(0.0, self._cost_of(usage))
             if self._estimator:
                 self._estimator.observe(usage)
             spent = spent + usage

@@ -1059,7 +1059,8 @@ def test_a_paid_malformed_reply_is_carried_into_the_failure_that_ends_the_call(e
     else:
         assert outcome == Failed(ErrorKind.TERMINAL, "run stopped: HTTP 401 (another call)", 2, paid)
     second_estimate = estimator.estimate(request.params)  # the estimator has seen one reply
-    calls = [("reserve", estimate), ("settle", estimate, 0.0), ("settle", 0.0, cost_usd(paid, price))]
+    # the reservation turns into the bill in one settle (two would leave the ledger showing neither for a moment)
+    calls = [("reserve", estimate), ("settle", estimate, cost_usd(paid, price))]
     calls.append(("reserve", second_estimate))
     if end == "stopped-meanwhile":
         calls.append(("settle", second_estimate, 0.0))
@@ -1088,7 +1089,7 @@ def test_without_an_estimator_a_call_reserves_nothing_and_counts_tokens_as_haiku
     with emulator() as server:
         outcome = asyncio.run(judge_once(server))
     assert isinstance(outcome, Judged)
-    assert ledger.calls == [("reserve", 0.0), ("settle", 0.0, 0.0), ("settle", 0.0, cost_usd(outcome.usage, PRICE))]
+    assert ledger.calls == [("reserve", 0.0), ("settle", 0.0, cost_usd(outcome.usage, PRICE))]
     assert limiter.tokens == [CostEstimator.input_tokens(judge_request().params)]
 
 
