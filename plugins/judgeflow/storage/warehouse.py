@@ -613,8 +613,8 @@ class Warehouse:
             with self.engine.connect() as conn:
                 conn.execute(select(*source.c).where(false()))
         except DBAPIError as exc:
-            first = str(exc.orig).strip().splitlines()[:1] if exc.orig is not None else []
-            reason = first[0] if first else str(exc)  # a driver error with no message: SQLAlchemy's own
+            lines = str(exc.orig).strip().splitlines() if exc.orig is not None else []
+            reason = lines[0] if lines else str(exc)  # a driver error with no message: SQLAlchemy's own
             raise ConfigError(
                 f"source.query: the query does not give the columns {names} "
                 f"({self.engine.url.render_as_string(hide_password=True)}): {reason}"
